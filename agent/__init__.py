@@ -1,0 +1,1 @@
+"""The agent: MCP host, the agent loop, the run log and report, and the `turnout` CLI."""

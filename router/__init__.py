@@ -1,0 +1,1 @@
+"""The router: every model request passes here and is sent to an allowed target."""

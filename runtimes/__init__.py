@@ -1,0 +1,1 @@
+"""Runtimes: the shared vocabulary (`base`) and the models that answer chat requests."""

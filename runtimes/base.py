@@ -1,0 +1,134 @@
+"""The shared vocabulary of turnout, and its seams.
+
+Everything else imports this module; it imports nothing of turnout's. A reader learns the
+architecture here:
+
+    agent loop --ChatRequest--> ChatModel (the router is one) --> a runtime (llama_cpp, ...)
+        ^                                                              |
+        +------------------- ChatResponse (text, tool calls, usage, stats)
+    agent loop --ToolCall--> ToolHost (MCP servers over stdio) --> ToolResult
+
+Messages, tool specs and tool calls are plain pydantic models so that they serialise into the
+checkpointer and the run log without adapters.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class ToolCall(BaseModel):
+    """One call of a tool, as parsed from a model's reply."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(BaseModel):
+    """One chat message. `tool_calls` only on assistant messages, `tool_call_id` only on tool ones."""
+
+    role: Role
+    content: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolSpec(BaseModel):
+    """A tool as a model sees it: the MCP tool's name, description and JSON Schema."""
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class GenerationStats(BaseModel):
+    """How one generation went, measured by the runtime that produced it."""
+
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    prefill_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    completion_tokens: int = 0
+    drafted: int = 0
+    accepted: int = 0
+
+    @property
+    def prefill_tps(self) -> float:
+        evaluated = self.prompt_tokens - self.cached_prompt_tokens
+        return evaluated / self.prefill_seconds if self.prefill_seconds > 0 else 0.0
+
+    @property
+    def decode_tps(self) -> float:
+        return self.completion_tokens / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.drafted if self.drafted else 0.0
+
+
+class ChatRequest(BaseModel):
+    messages: list[Message]
+    tools: list[ToolSpec] = Field(default_factory=list)
+    max_tokens: int = 1024
+    temperature: float = 0.0
+    seed: int | None = None
+
+
+class ChatResponse(BaseModel):
+    """A model's reply. `tool_calls` holds calls that parsed; `raw_text` what the model emitted."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)  # calls that did not parse or validate
+    raw_text: str = ""
+    finish_reason: str = "stop"
+    usage: Usage = Field(default_factory=Usage)
+    stats: GenerationStats = Field(default_factory=GenerationStats)
+    model: str = ""
+    route: str = ""  # which target answered, filled in by the router
+
+
+class ToolResult(BaseModel):
+    """What a tool returned: its text, and whether the tool reported an error."""
+
+    content: str
+    is_error: bool = False
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """Anything that answers a chat request: a runtime, a fake, or the router in front of them."""
+
+    name: str
+
+    def chat(self, request: ChatRequest) -> ChatResponse: ...
+
+
+@runtime_checkable
+class ToolHost(Protocol):
+    """Where tool calls go: the MCP host in production, an in-memory host in tests."""
+
+    def list_tools(self) -> list[ToolSpec]: ...
+
+    def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult: ...

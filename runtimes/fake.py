@@ -1,0 +1,45 @@
+"""A scripted chat model: part of the product, so users can test agents and policies offline.
+
+Each call to `chat` returns the next scripted reply. A reply given as a string goes through the
+same tool-call parser as a real model's text, so a script can contain malformed calls exactly as
+a small model would emit them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from turnout.runtimes.base import ChatRequest, ChatResponse, Usage
+from turnout.runtimes.errors import RuntimeFailure
+from turnout.runtimes.toolcalls import parse_tool_calls
+
+ScriptStep = str | Callable[[ChatRequest], str]
+
+
+class ScriptedModel:
+    """Answers from a script of raw replies (strings, or functions of the request)."""
+
+    def __init__(self, script: Sequence[ScriptStep], name: str = "scripted") -> None:
+        self.name = name
+        self._script = list(script)
+        self.requests: list[ChatRequest] = []
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        self.requests.append(request)
+        if len(self.requests) > len(self._script):
+            raise RuntimeFailure(
+                f"{self.name}: the script has {len(self._script)} replies and call "
+                f"{len(self.requests)} asked for another; add replies to the script"
+            )
+        step = self._script[len(self.requests) - 1]
+        raw = step(request) if callable(step) else step
+        parsed = parse_tool_calls(raw, request.tools)
+        prompt_tokens = sum(len(m.content) for m in request.messages) // 4
+        return ChatResponse(
+            text=parsed.text,
+            tool_calls=parsed.calls,
+            problems=[p.message for p in parsed.problems],
+            raw_text=raw,
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=max(1, len(raw) // 4)),
+            model=self.name,
+        )

@@ -1,0 +1,62 @@
+"""The command line: errors on bad arguments say what was wrong, with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from turnout.agent.cli import main
+from turnout.runtimes import models
+
+
+def test_run_on_a_path_that_is_not_a_directory_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    assert main(["run", "fix it", "--repo", str(a_file)]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_run_on_a_missing_path_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "fix it", "--repo", str(tmp_path / "missing")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+def test_max_steps_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "fix it", "--max-steps", "0"])
+    assert exited.value.code == 2
+    assert "at least 1" in capsys.readouterr().err
+
+
+def test_run_without_its_model_names_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TURNOUT_MODELS_DIR", str(tmp_path / "empty-store"))
+    assert main(["run", "fix it", "--repo", str(tmp_path)]) == 2
+    assert "turnout models install qwen2.5-coder-1.5b" in capsys.readouterr().err
+
+
+def test_run_with_a_corrupted_gguf_names_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"this is not a gguf file")
+    assert main(["run", "fix it", "--repo", str(tmp_path), "--model", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "could not load" in err and "GGUF" in err
+
+
+def test_models_list_json_shows_the_catalog(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {m["name"] for m in listed["models"]} == set(models.CATALOG)
+    assert [m["name"] for m in listed["models"] if m["default"]] == [models.DEFAULT_MODEL]
+
+
+def test_the_console_script_teaches_with_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "turnout.agent.cli", "run", "--help"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0
+    assert "--max-steps" in done.stdout and "example" in done.stdout

@@ -1,0 +1,1 @@
+"""turnout's own MCP tool servers (files, edit, tests), each run as a stdio subprocess."""

@@ -1,0 +1,236 @@
+"""MCP server "files": read files by line range, list files by glob, search text.
+
+Run as `python -m turnout.tools.files --root PATH`; it speaks MCP over stdio. Every path is
+confined to the root (see `_common.confine`); nothing here writes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from turnout.tools._common import (
+    SKIP_DIRS,
+    confine,
+    inside_root,
+    is_binary,
+    make_arg_parser,
+    relative,
+    resolve_root,
+    split_lines,
+)
+
+MAX_READ_CHARS = 200_000
+MAX_LIST_ENTRIES = 1000
+MAX_SEARCH_MATCHES = 200
+# A matching line longer than this is cut: minified files would otherwise flood the context.
+MAX_MATCH_LINE_CHARS = 400
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a glob over "/"-separated paths: `**/` spans directories, `*` and `?` do not."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
+            body = pattern[i + 1 : end]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def walk_files(root: Path, base: Path) -> Iterator[Path]:
+    """Files under `base`, skipping SKIP_DIRS and symlinks that lead outside the root."""
+    if base.is_file():
+        yield base
+        return
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
+        for name in sorted(filenames):
+            path = Path(dirpath, name)
+            if path.is_symlink() and not inside_root(root, path):
+                continue
+            yield path
+
+
+def read_text(path: Path) -> tuple[str, bool]:
+    """The file's text and whether it was valid UTF-8; refuses binary files."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ToolError(f"cannot read the file: {exc.strerror or exc}") from None
+    if is_binary(data):
+        raise ToolError(f"binary file, not shown ({len(data)} bytes)")
+    try:
+        return data.decode("utf-8"), True
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace"), False
+
+
+def create_server(root: Path) -> MCPServer:
+    server = MCPServer(
+        "files",
+        instructions=f"Read, list and search files inside the repository root {root}.",
+    )
+
+    def existing(path: str) -> Path:
+        resolved = confine(root, path)
+        if not resolved.exists():
+            raise ToolError(
+                f"{path!r} does not exist under the repository root; "
+                "use list_files to see which files there are"
+            )
+        return resolved
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    def read_file(path: str, start_line: int = 1, end_line: int | None = None) -> str:
+        """Read a text file, or lines start_line..end_line of it (1-based, inclusive).
+
+        The first line of the result is a header such as `# calc.py lines 1-12 of 12`; the
+        file's lines follow verbatim, without line numbers.
+        """
+        resolved = existing(path)
+        if resolved.is_dir():
+            raise ToolError(f"{path!r} is a directory; use list_files to see what is in it")
+        rel = relative(root, resolved)
+        try:
+            text, valid_utf8 = read_text(resolved)
+        except ToolError as exc:
+            raise ToolError(f"{rel}: {exc}") from None
+        lines = split_lines(text)
+        total = len(lines)
+        if start_line < 1:
+            raise ToolError(f"start_line must be 1 or more, got {start_line}")
+        if end_line is not None and end_line < start_line:
+            raise ToolError(f"end_line ({end_line}) is before start_line ({start_line})")
+        if total and start_line > total:
+            raise ToolError(
+                f"start_line {start_line} is past the end of {rel}, which has {total} lines"
+            )
+        last = total if end_line is None else min(end_line, total)
+
+        shown: list[str] = []
+        size = 0
+        for number in range(start_line, last + 1):
+            line = lines[number - 1]
+            if shown and size + len(line) > MAX_READ_CHARS:
+                break
+            shown.append(line)
+            size += len(line)
+        shown_last = start_line + len(shown) - 1 if shown else 0
+
+        header = f"# {rel} lines {start_line if shown else 0}-{shown_last} of {total}"
+        if not valid_utf8:
+            header += " (not valid UTF-8: undecodable bytes shown as U+FFFD)"
+        if shown_last < last:
+            header += (
+                f" (truncated at {MAX_READ_CHARS // 1000} KB; read the rest with "
+                f"start_line={shown_last + 1})"
+            )
+        if total == 0:
+            header += " (empty file)"
+        return header + "\n" + "".join(shown)
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    def list_files(path: str = ".", pattern: str = "**/*") -> str:
+        """List files under a directory, one path relative to the repository root per line.
+
+        `pattern` is a glob over paths relative to `path` (`**/` spans directories, e.g.
+        `src/**/*.py`); a pattern without "/" matches file names at any depth, e.g. `*.py`.
+        Skips .git, .venv, venv, __pycache__, .turnout, node_modules and .pytest_cache.
+        """
+        base = existing(path)
+        matcher = glob_to_regex(pattern)
+        match_name = "/" not in pattern
+        found: list[str] = []
+        for file in walk_files(root, base):
+            target = file.name if match_name else file.relative_to(base).as_posix()
+            if base.is_file() or matcher.match(target):
+                found.append(relative(root, file))
+        found.sort()
+        if not found:
+            return f"(no files match {pattern!r} under {relative(root, base)})"
+        text = "\n".join(found[:MAX_LIST_ENTRIES])
+        if len(found) > MAX_LIST_ENTRIES:
+            text += (
+                f"\n... {len(found) - MAX_LIST_ENTRIES} more files not shown; "
+                "narrow the path or pattern"
+            )
+        return text
+
+    @server.tool(annotations=READ_ONLY, structured_output=False)
+    def search(query: str, path: str = ".", regex: bool = False) -> str:
+        """Search text files under `path` for `query` (a Python regular expression when
+        regex is true); one `relpath:lineno: line` per match. Binary files are skipped.
+        """
+        if not query:
+            raise ToolError("query is empty; give the text to search for")
+        base = existing(path)
+        try:
+            compiled = re.compile(query if regex else re.escape(query))
+        except re.error as exc:
+            raise ToolError(
+                f"invalid regular expression {query!r}: {exc}; fix it, or pass regex=false "
+                "to search for the literal text"
+            ) from None
+
+        matches: list[str] = []
+        stopped = False
+        for file in walk_files(root, base):
+            try:
+                text, _ = read_text(file)
+            except (ToolError, OSError):
+                continue
+            for number, line in enumerate(text.split("\n"), start=1):
+                if compiled.search(line):
+                    line = line.rstrip("\r")
+                    if len(line) > MAX_MATCH_LINE_CHARS:
+                        line = line[:MAX_MATCH_LINE_CHARS] + " ..."
+                    if len(matches) == MAX_SEARCH_MATCHES:
+                        stopped = True
+                        break
+                    matches.append(f"{relative(root, file)}:{number}: {line}")
+            if stopped:
+                break
+        if not matches:
+            return f"(no matches for {query!r} under {relative(root, base)})"
+        text = "\n".join(matches)
+        if stopped:
+            text += f"\n... stopped after {MAX_SEARCH_MATCHES} matches; narrow the query or path"
+        return text
+
+    return server
+
+
+def main() -> None:
+    parser = make_arg_parser("files", "MCP server: read, list and search files inside a root.")
+    args = parser.parse_args()
+    create_server(resolve_root(args.root)).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""MCP server "tests": run the test command in the root with a timeout.
+
+Run as `python -m turnout.tools.tests --root PATH [--test-command CMD]`; it speaks MCP over
+stdio. The command runs in its own process group, which is killed as a whole on timeout (and
+cleared of stragglers when the command ends); variables that look secret are dropped from its
+environment; long output keeps its head and tail; pytest's summary line is parsed out.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import IO
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from turnout.tools._common import make_arg_parser, resolve_root
+
+HEAD_LINES = 50
+TAIL_LINES = 150
+# One overlong line (minified output, a progress bar) must not fill the reply on its own.
+MAX_LINE_CHARS = 2000
+MAX_TIMEOUT_SECONDS = 3600
+# After the command ends or is killed, how long to wait for the output pipe to drain.
+DRAIN_SECONDS = 5.0
+
+SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
+
+_SUMMARY = re.compile(
+    r"^=*\s*("
+    r"(?:no tests ran|\d+ (?:passed|failed|errors?|skipped|deselected|xfailed|xpassed"
+    r"|warnings?|rerun))"
+    r"(?:, \d+ \w+)*"
+    r" in \d+(?:\.\d+)?s(?: \([0-9:.]+\))?"
+    r")\s*=*$"
+)
+
+RUNS_COMMANDS = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True)
+
+
+def default_test_command() -> str:
+    return f"{shlex.quote(sys.executable)} -m pytest -q"
+
+
+def scrubbed_environment() -> dict[str, str]:
+    """The server's environment minus secret-looking variables, with this Python first on PATH."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not any(marker in name.upper() for marker in SECRET_MARKERS)
+    }
+    bin_dir = os.path.dirname(sys.executable)
+    env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH", "")) if p)
+    return env
+
+
+def parse_summary(lines: list[str]) -> str:
+    """pytest's final summary line ("1 failed, 2 passed in 0.05s"), or "" if there is none."""
+    for line in reversed(lines):
+        match = _SUMMARY.match(line.strip())
+        if match:
+            return match.group(1)
+    return ""
+
+
+class OutputKeeper:
+    """Keeps the first HEAD_LINES and last TAIL_LINES lines of a stream, counting the rest."""
+
+    def __init__(self) -> None:
+        self.head: list[str] = []
+        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
+        self.total = 0
+
+    def add(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if len(line) > MAX_LINE_CHARS:
+            line = line[:MAX_LINE_CHARS] + " ... (line cut)"
+        self.total += 1
+        if len(self.head) < HEAD_LINES:
+            self.head.append(line)
+        else:
+            self.tail.append(line)
+
+    def drain(self, stream: IO[bytes]) -> None:
+        # readline with a limit so one endless line cannot exhaust memory.
+        while chunk := stream.readline(65536):
+            self.add(chunk)
+
+    def lines(self) -> list[str]:
+        omitted = self.total - len(self.head) - len(self.tail)
+        if omitted <= 0:
+            return self.head + list(self.tail)
+        return self.head + [f"... {omitted} lines omitted ..."] + list(self.tail)
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def wait_unreaped(pid: int, timeout: float) -> bool:
+    """Wait for `pid` to exit without reaping it; True if it exited within `timeout`.
+
+    Leaving it unreaped keeps its pid, which is also the process group id, from being reused
+    before we signal the group.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        if info is not None:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def run_command(command: str, cwd: Path, timeout: float) -> tuple[int, bool, list[str]]:
+    """Run `command` through the shell; return (exit code, timed out, kept output lines)."""
+    try:
+        process = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            cwd=cwd,
+            env=scrubbed_environment(),
+            # stdin and stdout of this server carry the MCP protocol: the command gets neither.
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ToolError(f"could not start the command {command!r}: {exc}") from None
+    assert process.stdout is not None
+    keeper = OutputKeeper()
+    reader = threading.Thread(target=keeper.drain, args=(process.stdout,), daemon=True)
+    reader.start()
+    exited = wait_unreaped(process.pid, timeout)
+    # Killing the group after a normal exit too clears background children that would
+    # otherwise outlive the run and hold the output pipe open.
+    kill_group(process.pid)
+    exit_code = process.wait()
+    reader.join(DRAIN_SECONDS)
+    # A process that left the group (setsid) can still hold the pipe; closing it under the
+    # blocked reader would hang, so the daemon reader keeps it instead.
+    if not reader.is_alive():
+        process.stdout.close()
+    return (exit_code if exited else -1), not exited, keeper.lines()
+
+
+def format_result(exit_code: int, timed_out: bool, lines: list[str], timeout: float) -> str:
+    if timed_out:
+        lines = lines + [
+            f"... timed out after {timeout:g} s: the command and its child processes were killed"
+        ]
+    return "\n".join(
+        [
+            f"exit_code: {exit_code}",
+            f"timed_out: {'true' if timed_out else 'false'}",
+            f"summary: {parse_summary(lines)}",
+            "--- output ---",
+            *lines,
+        ]
+    )
+
+
+def create_server(root: Path, test_command: str) -> MCPServer:
+    server = MCPServer(
+        "tests",
+        instructions=f"Run the test suite (default command: {test_command}) in {root}.",
+    )
+
+    @server.tool(annotations=RUNS_COMMANDS, structured_output=False)
+    def run_tests(command: str | None = None, timeout_seconds: int = 300) -> str:
+        """Run the tests (or `command`, a shell command) in the repository root.
+
+        Returns `exit_code:`, `timed_out:` and `summary:` lines (pytest's final summary),
+        then `--- output ---` and the head and tail of the combined output. A failing test
+        run is a normal result, not an error.
+        """
+        if command is not None and not command.strip():
+            raise ToolError("command is empty; omit it to run the default test command")
+        if not 1 <= timeout_seconds <= MAX_TIMEOUT_SECONDS:
+            raise ToolError(
+                f"timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS}, "
+                f"got {timeout_seconds}"
+            )
+        exit_code, timed_out, lines = run_command(command or test_command, root, timeout_seconds)
+        return format_result(exit_code, timed_out, lines, timeout_seconds)
+
+    return server
+
+
+def main() -> None:
+    parser = make_arg_parser("tests", "MCP server: run the tests inside a root.")
+    parser.add_argument(
+        "--test-command",
+        default=default_test_command(),
+        help="shell command run_tests runs by default (default: this Python's pytest -q)",
+    )
+    args = parser.parse_args()
+    create_server(resolve_root(args.root), args.test_command).run()
+
+
+if __name__ == "__main__":
+    main()
