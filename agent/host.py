@@ -9,16 +9,17 @@ calls across.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AsyncExitStack, suppress
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TextIO
 
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from pydantic import BaseModel, Field
 from turnout.runtimes.base import ToolResult, ToolSpec
 from turnout.runtimes.errors import ToolHostError
@@ -51,9 +52,17 @@ class McpHost:
     """A `ToolHost` over real MCP servers. Use as a context manager."""
 
     def __init__(
-        self, servers: list[ServerSpec], *, call_timeout: float = 600.0, start_timeout: float = 60.0
+        self,
+        servers: list[ServerSpec],
+        *,
+        call_timeout: float = 600.0,
+        start_timeout: float = 60.0,
+        errlog: TextIO | None = None,
     ) -> None:
         self._servers = servers
+        # Servers' stderr goes to a real file (the run's servers.log): a subprocess needs a file
+        # descriptor, which sys.stderr under a test runner or a TUI may not have.
+        self._errlog = errlog if errlog is not None else open(os.devnull, "w")  # noqa: SIM115
         self._call_timeout = call_timeout
         self._start_timeout = start_timeout
         self._loop = asyncio.new_event_loop()
@@ -92,7 +101,8 @@ class McpHost:
                         command=spec.command, args=spec.args, env=spec.env, cwd=spec.cwd
                     )
                     try:
-                        client = await stack.enter_async_context(Client(params))
+                        transport = stdio_client(params, errlog=self._errlog)
+                        client = await stack.enter_async_context(Client(transport))
                         listed = await client.list_tools()
                     except Exception as exc:
                         raise ToolHostError(

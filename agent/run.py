@@ -84,7 +84,10 @@ def run_task(
         raise UsageError(f"no run {run_id!r} in {repo / '.turnout' / 'runs'}; list that folder for run ids")
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with (run_dir / "events.jsonl").open("a", encoding="utf-8") as events_file:
+    with (
+        (run_dir / "events.jsonl").open("a", encoding="utf-8") as events_file,
+        (run_dir / "servers.log").open("a", encoding="utf-8") as servers_log,
+    ):
         logger = run_logger(events_file, run_id)
         emit = ProgressSink(logger, progress)
         emit("run_start", task=task, repo=str(repo), model=model.name, resume=resume)
@@ -93,7 +96,7 @@ def run_task(
         error = ""
         conn = sqlite3.connect(repo / ".turnout" / "checkpoints.sqlite", check_same_thread=False)
         try:
-            with McpHost(servers or builtin_servers(repo)) as host:
+            with McpHost(servers or builtin_servers(repo), errlog=servers_log) as host:
                 graph = build_graph(router, host, repo, task, config, emit).compile(
                     checkpointer=SqliteSaver(conn)
                 )

@@ -115,9 +115,9 @@ def parse_tool_calls(reply: str, tools: list[ToolSpec]) -> ParsedReply:
             found_any = True
             for raw_call in raw_calls:
                 arguments, problem, notes = validate_call(raw_call.name, raw_call.arguments, tools)
-                if problem is not None or arguments is None:
-                    assert problem is not None
-                    problems.append(problem.model_copy(update={"raw": raw}))
+                if arguments is None:
+                    if problem is not None:
+                        problems.append(problem.model_copy(update={"raw": raw}))
                     continue
                 call_id = raw_call.id or f"call_{len(calls) + 1}"
                 calls.append(ToolCall(id=call_id, name=raw_call.name, arguments=arguments))
@@ -248,34 +248,42 @@ def _fence_block(reply: str, start: int) -> _Block:
     assert opener is not None
     language = (opener.group(1) or "").lower()
     body_start = opener.end()
-    json_like = language in JSON_LANGUAGES
-    close = _fence_close(reply, body_start, json_like)
-    body_end = close if close >= 0 else len(reply)
-    end = close + 3 if close >= 0 else len(reply)
-    body = reply[body_start:body_end]
-    if json_like:
-        pieces = _decode_body(body)
-    else:
+    if language not in JSON_LANGUAGES:
         # Code in another language is text, unless the whole body is in fact a JSON call.
-        piece = _decode(body)
-        pieces = [piece] if piece.error is None else []
-    return _Block(start, end, "fence", pieces)
+        close = _markdown_fence_close(reply, body_start)
+        piece = _decode(reply[body_start:close])
+        return _Block(
+            start, min(close + 3, len(reply)), "fence", [piece] if not piece.error else []
+        )
+
+    # A JSON string may itself contain ``` (a file's markdown content, even across raw
+    # newlines), so the first ``` is not always the end: take the first candidate end whose
+    # body reads as JSON, else the nearest one outside single-line strings.
+    nearest = _find_outside_strings(reply, body_start, "```", strings_span_lines=False)
+    candidates = [
+        _find_outside_strings(reply, body_start, "```", strings_span_lines=True),
+        nearest,
+        _markdown_fence_close(reply, body_start),
+    ]
+    for close in dict.fromkeys(candidates):
+        pieces = _decode_body(reply[body_start:close])
+        if all(piece.error is None for piece in pieces):
+            return _Block(start, min(close + 3, len(reply)), "fence", pieces)
+    pieces = _decode_body(reply[body_start:nearest])
+    return _Block(start, min(nearest + 3, len(reply)), "fence", pieces)
 
 
-def _fence_close(reply: str, body_start: int, json_like: bool) -> int:
-    """Index of the closing ``` of a fence, or -1 when the fence runs to the end."""
-    if json_like:
-        # A JSON string may itself contain ``` (a file's markdown content): skip strings.
-        index = _find_outside_strings(reply, body_start, "```")
-        if index >= 0:
-            return index
+def _markdown_fence_close(reply: str, body_start: int) -> int:
+    """Where a fence ends by markdown's rule (``` opening a line), else at the first ```."""
     at_line_start = _FENCE_CLOSE_AT_LINE_START.search(reply, body_start)
     if at_line_start is not None:
         return reply.index("```", at_line_start.start())
-    return reply.find("```", body_start)
+    anywhere = reply.find("```", body_start)
+    return anywhere if anywhere >= 0 else len(reply)
 
 
-def _find_outside_strings(text: str, start: int, needle: str) -> int:
+def _find_outside_strings(text: str, start: int, needle: str, strings_span_lines: bool) -> int:
+    """The first `needle` outside double-quoted strings, or len(text)."""
     quote: str | None = None
     index = start
     while index < len(text):
@@ -284,14 +292,14 @@ def _find_outside_strings(text: str, start: int, needle: str) -> int:
             if char == "\\":
                 index += 2
                 continue
-            if char == quote or char == "\n":  # JSON strings never span lines
+            if char == quote or (char == "\n" and not strings_span_lines):
                 quote = None
         elif char == '"':
             quote = char
         elif text.startswith(needle, index):
             return index
         index += 1
-    return -1
+    return len(text)
 
 
 def _decode_body(body: str) -> list[_Piece]:
@@ -389,7 +397,7 @@ def _decode(text: str) -> _Piece:
 def _loads_lenient(text: str) -> tuple[Any, list[str]]:
     """json.loads, then the safe repairs in turn; raises ValueError naming the JSON error."""
     try:
-        return json.loads(text), []
+        return _loads_json(text)
     except json.JSONDecodeError as exc:
         first_error = exc
 
@@ -405,7 +413,8 @@ def _loads_lenient(text: str) -> tuple[Any, list[str]]:
         repaired = without_commas
     if notes:
         try:
-            return json.loads(repaired), notes
+            value, more_notes = _loads_json(repaired)
+            return value, notes + more_notes
         except json.JSONDecodeError:
             pass
 
@@ -413,6 +422,19 @@ def _loads_lenient(text: str) -> tuple[Any, list[str]]:
     if value is not None:
         return value, [*notes, "read a Python-style literal (single quotes, True/None) as JSON"]
     raise ValueError(str(first_error))
+
+
+def _loads_json(text: str) -> tuple[Any, list[str]]:
+    """json.loads; failing that, the same with raw control characters allowed in strings.
+
+    Models writing a file's content into an argument often put real newlines and tabs inside
+    the JSON string; `strict=False` accepts exactly that and nothing else.
+    """
+    try:
+        return json.loads(text), []
+    except json.JSONDecodeError:
+        value = json.loads(text, strict=False)  # raises the same error when that was not it
+    return value, ["accepted raw newlines/tabs inside JSON strings"]
 
 
 def _close_brackets(text: str) -> str:

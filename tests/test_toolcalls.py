@@ -249,6 +249,19 @@ def test_a_code_fence_inside_a_string_argument_does_not_end_the_json_fence() -> 
     assert parsed.text == "Done."
 
 
+def test_a_code_fence_inside_a_string_with_raw_newlines_does_not_end_the_json_fence() -> None:
+    reply = (
+        "```json\n"
+        '{"name": "replace_in_file", "arguments": {"path": "README.md", "old": "# Calc",\n'
+        '"new": "# Calc\n\nUsage:\n```python\nadd(1, 2)\n```\n"}}\n'
+        "```\nDone."
+    )
+    parsed = parse(reply)
+    _, arguments = only_call(parsed)
+    assert arguments["new"] == "# Calc\n\nUsage:\n```python\nadd(1, 2)\n```\n"
+    assert parsed.text == "Done."
+
+
 # --- several calls, text around them ----------------------------------------------------------
 
 
@@ -394,6 +407,19 @@ def test_missing_closing_braces_at_the_end_of_the_reply_are_added() -> None:
     assert only_call(parsed) == ("read_file", {"path": "calc.py"})
     assert any("closed unbalanced bracket(s)" in note and "'}}'" in note for note in parsed.repairs)
     assert parsed.text == "I will read it."
+
+
+def test_raw_newlines_inside_a_string_argument_are_accepted() -> None:
+    reply = (
+        "```json\n"
+        '{"name": "replace_in_file", "arguments": {"path": "calc.py", '
+        '"old": "def add(a, b):\n    return a - b", "new": "def add(a, b):\n    return a + b"}}\n'
+        "```"
+    )
+    parsed = parse(reply)
+    _, arguments = only_call(parsed)
+    assert arguments["new"] == "def add(a, b):\n    return a + b"
+    assert "replace_in_file: accepted raw newlines/tabs inside JSON strings" in parsed.repairs
 
 
 def test_a_numeric_string_is_coerced_to_an_integer() -> None:

@@ -1,0 +1,103 @@
+"""The in-process runtime on a real GGUF: the tiny SmolLM2-135M, installed by `make test`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from turnout.agent.cli import main
+from turnout.runtimes import models
+from turnout.runtimes.base import ChatRequest, Message, ToolSpec
+from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel, to_text_protocol
+
+pytestmark = pytest.mark.model
+
+READ_FILE = ToolSpec(
+    name="read_file",
+    description="Read a file.",
+    input_schema={"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> LlamaCppModel:
+    if not models.is_installed(models.TEST_MODEL):
+        pytest.fail(f"run `turnout models install {models.TEST_MODEL}` (make test does it)")
+    return LlamaCppModel(LlamaCppConfig(model=models.TEST_MODEL, n_ctx=2048, n_threads=2))
+
+
+def test_a_real_gguf_answers_with_usage_and_generation_stats(tiny: LlamaCppModel) -> None:
+    request = ChatRequest(
+        messages=[Message(role="user", content="Say hello in one word.")], max_tokens=16
+    )
+    response = tiny.chat(request)
+
+    assert response.raw_text.strip()
+    assert response.model == "llama_cpp:smollm2-135m"
+    assert response.usage.prompt_tokens > 5 and 0 < response.usage.completion_tokens <= 16
+    assert response.stats.prompt_tokens == response.usage.prompt_tokens
+    assert response.stats.decode_tps > 0 and response.stats.prefill_seconds > 0
+
+
+def test_greedy_decoding_is_reproducible_and_reuses_the_cached_prompt(tiny: LlamaCppModel) -> None:
+    request = ChatRequest(
+        messages=[Message(role="user", content="List three colours.")], max_tokens=24
+    )
+    first = tiny.chat(request)
+    second = tiny.chat(request)
+
+    assert first.raw_text == second.raw_text
+    assert second.stats.cached_prompt_tokens > 0
+
+
+def test_tool_calls_in_the_reply_are_parsed_against_the_offered_tools(
+    tiny: LlamaCppModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the model emits is up to a 135M model; what turnout makes of a reply is not.
+    emitted = '```json\n{"name": "read_file", "arguments": {"path": "calc.py"}}\n```'
+    original = tiny._llm.create_chat_completion
+
+    def fake_completion(**kwargs: object) -> dict:
+        result = original(**kwargs)
+        result["choices"][0]["message"]["content"] = emitted
+        return result
+
+    monkeypatch.setattr(tiny._llm, "create_chat_completion", fake_completion)
+    response = tiny.chat(
+        ChatRequest(messages=[Message(role="user", content="Read calc.py")], tools=[READ_FILE], max_tokens=8)
+    )
+    assert [(c.name, c.arguments) for c in response.tool_calls] == [("read_file", {"path": "calc.py"})]
+
+
+def test_the_text_protocol_replays_calls_and_results_as_the_model_emits_them() -> None:
+    from turnout.runtimes.base import ToolCall
+
+    rendered = to_text_protocol(
+        [
+            Message(role="system", content="Be brief."),
+            Message(role="user", content="Read calc.py"),
+            Message(role="assistant", tool_calls=[ToolCall(id="c1", name="read_file", arguments={"path": "calc.py"})]),
+            Message(role="tool", name="read_file", tool_call_id="c1", content="def f(): ..."),
+            Message(role="user", content="Now fix it."),
+        ],
+        [READ_FILE],
+    )
+    assert [m["role"] for m in rendered] == ["system", "user", "assistant", "user"]
+    assert "read_file(path: string)" in rendered[0]["content"]
+    assert json.loads(rendered[2]["content"].strip("`\njson")) == {"name": "read_file", "arguments": {"path": "calc.py"}}
+    assert rendered[3]["content"].startswith("Result of read_file:\ndef f(): ...")
+    assert rendered[3]["content"].endswith("Now fix it.")
+
+
+def test_turnout_run_json_on_the_tiny_model_prints_one_report_object(
+    calc_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", "make the tests pass", "--repo", str(calc_repo), "--model", models.TEST_MODEL,
+                 "--max-steps", "1", "--threads", "2", "--json"])
+    report = json.loads(capsys.readouterr().out)
+
+    assert code == (0 if report["tests_passed"] else 1)
+    assert {"exit_status", "steps", "tests_passed", "files_changed", "tokens"} <= report.keys()
+    assert report["steps"] == 1 and report["tokens"]["total"] > 0, report["error"]
+    assert report["tests_before"]["passed"] is False
