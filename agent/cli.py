@@ -114,10 +114,12 @@ def say(text: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from turnout.agent.host import builtin_servers
     from turnout.agent.loop import AgentConfig
-    from turnout.agent.run import check_repo, render, run_task
+    from turnout.agent.run import check_repo, check_resume, render, run_task
     from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel
 
     repo = check_repo(args.repo)  # before loading a 1 GB model, not after
+    if args.resume:
+        check_resume(repo, args.resume)
     say(f"turnout: loading {args.model} ...")
     model = LlamaCppModel(
         LlamaCppConfig(model=args.model, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers)

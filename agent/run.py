@@ -80,8 +80,8 @@ def run_task(
     repo = check_repo(repo)
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     run_dir = repo / ".turnout" / "runs" / run_id
-    if resume and not run_dir.is_dir():
-        raise UsageError(f"no run {run_id!r} in {repo / '.turnout' / 'runs'}; list that folder for run ids")
+    if resume:
+        check_resume(repo, run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with (
@@ -125,6 +125,14 @@ def check_repo(repo: Path) -> Path:
     if not repo.is_dir():
         raise UsageError(f"--repo {repo}: not a directory; give the path of the repository to work in")
     return repo.resolve()
+
+
+def check_resume(repo: Path, run_id: str) -> None:
+    runs = repo / ".turnout" / "runs"
+    if not (runs / run_id).is_dir():
+        known = sorted(p.name for p in runs.glob("*") if p.is_dir())[-5:] if runs.is_dir() else []
+        hint = f"recent runs: {', '.join(known)}" if known else "this repository has no runs yet"
+        raise UsageError(f"--resume {run_id}: no such run in {runs}; {hint}")
 
 
 def _last_state(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:

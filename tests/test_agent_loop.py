@@ -110,3 +110,20 @@ def test_an_edit_to_a_test_file_is_refused_and_the_test_stays_as_it_was(calc_rep
     assert report.exit_status == "tests_passed" and report.files_changed == ["calc.py"]
     refusal = model.requests[1].messages[-1]
     assert refusal.role == "tool" and "test file" in refusal.content
+
+
+def test_a_run_stopped_by_a_failure_resumes_from_its_last_completed_step(calc_repo: Path) -> None:
+    wrong = call("replace_in_file", path="calc.py", old="return a - b", new="return a + b")
+    # The script ends after one reply, so the second model call fails like a crashed runtime.
+    first = run_task("make the tests pass", calc_repo, ScriptedModel([wrong]), run_id="r2")
+    assert first.exit_status == "error" and "script" in first.error
+    assert first.steps == 1 and first.tool_errors == 1
+
+    second_model = ScriptedModel([call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED)])
+    resumed = run_task("make the tests pass", calc_repo, second_model, run_id="r2", resume=True)
+
+    assert resumed.exit_status == "tests_passed" and resumed.steps == 2
+    assert resumed.tool_errors == 1  # carried over from the first process, not recounted
+    # The resumed model sees the whole conversation so far, including the failed edit.
+    history = second_model.requests[0].messages
+    assert any(m.role == "tool" and m.content.startswith("ERROR:") for m in history)

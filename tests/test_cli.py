@@ -60,3 +60,10 @@ def test_the_console_script_teaches_with_help() -> None:
     )
     assert done.returncode == 0
     assert "--max-steps" in done.stdout and "example" in done.stdout
+
+
+def test_resume_of_an_unknown_run_says_which_runs_exist(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / ".turnout" / "runs" / "20261126-101010-abcdef").mkdir(parents=True)
+    assert main(["run", "fix it", "--repo", str(tmp_path), "--resume", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no such run" in err and "20261126-101010-abcdef" in err
