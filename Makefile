@@ -6,7 +6,12 @@ PY     := $(VENV)/bin/python
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test test-servers lint clean
+
+# Third-party MCP servers the interop tests drive: the reference npm servers, pinned, installed
+# with this machine's Node.js into build/npm (mcp-server-git comes from PyPI as a dev extra).
+NPM_DIR     := build/npm
+NPM_SERVERS := @modelcontextprotocol/server-filesystem@2026.8.31 @modelcontextprotocol/server-everything@2026.8.31
 
 install: $(VENV)/.installed
 
@@ -15,6 +20,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "installing turnout and its dependencies (llama-cpp-python builds from source the first time: minutes)"
 	$(PY) -m pip install -e '.[dev]'
+	@# BFCL's single-turn data for `turnout eval toolcalls` and its tests; its many provider
+	@# SDKs are not needed for the data, so no dependencies.
+	$(PY) -m pip install --no-deps 'bfcl-eval==2026.3.23'
 	touch $@
 
 # Fix the example's bug with the embedded local model: no key, no network beyond the package index.
@@ -24,9 +32,16 @@ demo: install
 	$(VENV)/bin/turnout run "make the failing tests pass" --repo build/demo/calc
 
 # The whole suite, offline once the tiny test model is installed.
-test: install
-	$(VENV)/bin/turnout models install smollm2-135m
+test: install test-servers
+	$(VENV)/bin/turnout models install smollm2-135m qwen2.5-coder-0.5b
 	$(PY) -m pytest
+
+test-servers: $(NPM_DIR)/.installed
+
+$(NPM_DIR)/.installed: Makefile
+	mkdir -p $(NPM_DIR)
+	cd $(NPM_DIR) && npm install --no-audit --no-fund --save-exact --prefix . $(NPM_SERVERS)
+	touch $@
 
 lint: install
 	$(VENV)/bin/ruff check .

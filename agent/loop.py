@@ -20,6 +20,7 @@ from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field
+from turnout.agent.guards import LoopConfig, LoopDetector, LoopVerdict
 from turnout.agent.testrun import TestOutcome, files_named_in, is_test_file, parse_test_result
 from turnout.runtimes.base import ChatModel, ChatRequest, Message, ToolCall, ToolHost, ToolResult
 
@@ -44,6 +45,7 @@ class AgentConfig(BaseModel):
     protect_tests: bool = Field(
         default=True, description="refuse edits to test files: the tests are the specification"
     )
+    loop: LoopConfig = Field(default_factory=LoopConfig, description="when a run is going in circles")
 
 
 class RunState(TypedDict, total=False):
@@ -58,6 +60,9 @@ class RunState(TypedDict, total=False):
     completion_tokens: int
     invalid_calls: int
     tool_errors: int
+    loop: dict[str, Any]  # the LoopDetector's memory, checkpointed with the rest
+    escalate: str  # why the next request asks the router for a stronger target; "" = no
+    reask: bool  # the last reply had only invalid calls: the next one must be a call
 
 
 class EventSink:
@@ -85,6 +90,8 @@ def build_graph(
     def prepare(state: RunState) -> RunState:
         before = run_tests()
         emit("tests_before", exit_code=before.exit_code, summary=before.summary)
+        detector = LoopDetector(config.loop)
+        detector.record_tests(0, before.output, before.passed)
         update: RunState = {
             "tests_before": before.model_dump(),
             "tests_after": before.model_dump(),
@@ -95,6 +102,9 @@ def build_graph(
             "completion_tokens": 0,
             "invalid_calls": 0,
             "tool_errors": 0,
+            "loop": detector.dump(),
+            "escalate": "",
+            "reask": False,
         }
         if before.passed:
             update["exit_status"] = "already_passing"
@@ -116,8 +126,18 @@ def build_graph(
         request = ChatRequest(
             messages=messages, tools=tools, max_tokens=config.max_tokens,
             temperature=config.temperature,
+            # A re-ask after an invalid call must be a call: the local runtime's grammar then
+            # makes it valid by construction.
+            tool_choice="required" if state.get("reask") else None,
+            escalate=bool(state.get("escalate")), escalation_reason=state.get("escalate", ""),
         )
         response = model.chat(request)
+        detector = LoopDetector(config.loop, state.get("loop"))
+        detector.record_reply(
+            step + 1, valid_calls=len(response.tool_calls), problems=len(response.problems),
+            repetition_aborted=response.stats.repetition_aborted,
+            tokens_saved=response.stats.tokens_saved,
+        )
         emit(
             "model_reply", step=step + 1, route=response.route, model=response.model,
             calls=[c.name for c in response.tool_calls], problems=response.problems,
@@ -146,6 +166,9 @@ def build_graph(
             history.append(Message(role="assistant", content=response.text).model_dump())
             history.append(Message(role="user", content=still_failing_nudge(after)).model_dump())
             update["pending"] = []
+        update["reask"] = bool(response.problems) and not response.tool_calls
+        respond_to_loop(detector.verdict(), history, update, emit)
+        update["loop"] = detector.dump()
         update["messages"] = history
         return update
 
@@ -153,6 +176,8 @@ def build_graph(
         history = list(state["messages"])
         originals = dict(state["originals"])
         update: RunState = {"pending": [], "tool_errors": state["tool_errors"]}
+        detector = LoopDetector(config.loop, state.get("loop"))
+        step = state["step"]
         edited = False
         for raw_call in state["pending"]:
             call = ToolCall.model_validate(raw_call)
@@ -161,9 +186,13 @@ def build_graph(
             if protected:
                 result = ToolResult(content=refused_test_edit(protected), is_error=True)
             else:
+                before = {rel: read_text_or_none(repo / rel) for rel in targets}
                 for rel in targets:
-                    originals.setdefault(rel, read_text_or_none(repo / rel))
+                    originals.setdefault(rel, before[rel])
                 result = host.call_tool(call.name, call.arguments)
+                for rel in targets if not result.is_error else []:
+                    detector.record_edit(step, rel, before[rel], read_text_or_none(repo / rel))
+            detector.record_call(step, call.name, call.arguments, result.content, result.is_error)
             emit("tool_result", tool=call.name, is_error=result.is_error, chars=len(result.content))
             if result.is_error:
                 update["tool_errors"] += 1
@@ -175,6 +204,7 @@ def build_graph(
             )
             if call.name == TEST_TOOL and not result.is_error:
                 outcome = parse_test_result(result.content)
+                detector.record_tests(step, outcome.output, outcome.passed)
                 update["tests_after"] = outcome.model_dump()
                 if outcome.passed:
                     update["exit_status"] = "tests_passed"
@@ -183,11 +213,15 @@ def build_graph(
         if edited and not update.get("exit_status"):
             outcome = run_tests()
             emit("tests_after_edit", exit_code=outcome.exit_code, summary=outcome.summary)
+            detector.record_tests(step, outcome.output, outcome.passed)
             update["tests_after"] = outcome.model_dump()
             if outcome.passed:
                 update["exit_status"] = "tests_passed"
             else:
                 history.append(Message(role="user", content=tests_after_edit(outcome)).model_dump())
+        if not update.get("exit_status"):
+            respond_to_loop(detector.verdict(), history, update, emit)
+        update["loop"] = detector.dump()
         update["messages"] = history
         update["originals"] = originals
         return update
@@ -209,6 +243,25 @@ def build_graph(
     graph.add_conditional_edges("model", after_model)
     graph.add_conditional_edges("tools", after_tools)
     return graph
+
+
+def respond_to_loop(
+    verdict: LoopVerdict, history: list[dict[str, Any]], update: RunState, emit: EventSink
+) -> None:
+    """Carry out the loop detector's answer: a nudge, escalation, or a clean stop."""
+    if verdict.action == "continue":
+        return
+    # The details quote calls and test output: they go to the report, not to the event log.
+    emit(
+        "loop_detected", action=verdict.action,
+        signals=[e.signal for e in verdict.evidence], repeats=[e.repeats for e in verdict.evidence],
+    )
+    if verdict.action == "stop":
+        update["exit_status"] = "loop_detected"
+        return
+    if verdict.action == "escalate":
+        update["escalate"] = ", ".join(dict.fromkeys(e.signal for e in verdict.evidence))
+    history.append(Message(role="user", content=verdict.message).model_dump())
 
 
 def first_prompt(task: str, tests: TestOutcome, repo: Path, config: AgentConfig) -> str:

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from turnout.agent.host import McpHost, ServerSpec, builtin_servers
 from turnout.agent.loop import AgentConfig, EventSink, build_graph, unified_diff
 from turnout.agent.testrun import TestOutcome
-from turnout.router.router import LocalOnlyRouter
+from turnout.router.router import PolicyRouter
 from turnout.runtimes.base import ChatModel
 from turnout.runtimes.errors import TurnoutError, UsageError
 
@@ -46,7 +46,7 @@ class RunReport(BaseModel):
     """What a run did, for people (`render`) and scripts (`--json`)."""
 
     run_id: str
-    exit_status: str  # tests_passed | already_passing | max_steps | error
+    exit_status: str  # tests_passed | already_passing | max_steps | loop_detected | error
     steps: int
     tokens: Tokens
     wall_seconds: float
@@ -60,6 +60,7 @@ class RunReport(BaseModel):
     run_dir: str
     error: str = ""
     diff: str = ""
+    loop_evidence: list[dict[str, Any]] = []  # what the loop detector saw and answered, in order
 
 
 Progress = Callable[[str], None]
@@ -91,7 +92,8 @@ def run_task(
         logger = run_logger(events_file, run_id)
         emit = ProgressSink(logger, progress)
         emit("run_start", task=task, repo=str(repo), model=model.name, resume=resume)
-        router = LocalOnlyRouter(model, logger)
+        # The repo's policy (turnout.toml, [tool.turnout], or local only); `model` is its local target.
+        router = PolicyRouter.for_repo(repo, model, run_id=run_id, logger=logger)
         state: dict[str, Any] = {}
         error = ""
         conn = sqlite3.connect(repo / ".turnout" / "checkpoints.sqlite", check_same_thread=False)
@@ -165,6 +167,7 @@ def make_report(
         run_dir=str(run_dir),
         error=error,
         diff=diff,
+        loop_evidence=list((state.get("loop") or {}).get("evidence", [])),
     )
 
 
@@ -177,6 +180,7 @@ def render(report: RunReport) -> str:
         "tests_passed": "the tests pass",
         "already_passing": "the tests already passed; nothing to do",
         "max_steps": "out of steps; the tests still fail",
+        "loop_detected": "stopped: the run was going round in circles; the tests still fail",
         "error": f"stopped on an error: {report.error}",
     }.get(report.exit_status, report.exit_status)
     lines += [
@@ -190,6 +194,10 @@ def render(report: RunReport) -> str:
             f"wall: {report.wall_seconds:.1f}s   model: {report.model}"
         ),
         f"  log: {report.run_dir}/events.jsonl",
+    ]
+    lines += [
+        f"  loop: step {e['step']} {e['signal']} -> {e['action']}: {e['detail']}"
+        for e in report.loop_evidence
     ]
     return "\n".join(lines)
 

@@ -14,6 +14,8 @@ checkpointer and the run log without adapters.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -72,6 +74,16 @@ class GenerationStats(BaseModel):
     completion_tokens: int = 0
     drafted: int = 0
     accepted: int = 0
+    repetition_aborted: bool = False  # the reply degenerated into a repeated unit and was ended
+    tokens_saved: int = 0  # max_tokens not spent because the reply was ended early
+    draft_steps: int = 0  # verify steps that carried at least one drafted token
+    drafter: str = ""  # which drafter ran ("none", "suffix", "draft-model"); "" = library path
+    peak_rss_mb: float = 0.0  # the process's peak resident memory during the call (Linux)
+
+    @property
+    def mean_accepted_length(self) -> float:
+        """Drafted tokens accepted per verify step that carried a draft."""
+        return self.accepted / self.draft_steps if self.draft_steps else 0.0
 
     @property
     def prefill_tps(self) -> float:
@@ -93,6 +105,16 @@ class ChatRequest(BaseModel):
     max_tokens: int = 1024
     temperature: float = 0.0
     seed: int | None = None
+    # A hint for the router, set by the agent's guards after invalid calls or a loop: this is
+    # hard work, send it to a stronger target where the policy allows.
+    escalate: bool = False
+    escalation_reason: str = ""
+    # None or "auto": the model decides; "required": some tool; "none": no tool; else a tool's
+    # name to force that call. Runtimes whose protocol cannot express it ignore it.
+    tool_choice: str | None = None
+    # The local runtime's speculative drafter for this call ("suffix", "draft-model", "none",
+    # "off"), chosen by a policy; None keeps the runtime's configured one.
+    drafter: str | None = None
 
 
 class ChatResponse(BaseModel):
@@ -107,6 +129,7 @@ class ChatResponse(BaseModel):
     stats: GenerationStats = Field(default_factory=GenerationStats)
     model: str = ""
     route: str = ""  # which target answered, filled in by the router
+    attempts: int = 1  # upstream attempts this reply took, retries included (for the audit)
 
 
 class ToolResult(BaseModel):
@@ -123,6 +146,36 @@ class ChatModel(Protocol):
     name: str
 
     def chat(self, request: ChatRequest) -> ChatResponse: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """Tokens a drafter guesses come next, each with its estimated chance of being accepted
+    given that the ones before it were (so the verifier can weigh length against cost)."""
+
+    tokens: list[int]
+    confidence: list[float]
+
+
+@runtime_checkable
+class Drafter(Protocol):
+    """Guesses the next tokens cheaply so the local runtime can verify several in one batch.
+
+    The runtime calls `begin` with each call's prompt, `propose` before every verify step with
+    everything so far (prompt, output, and the token about to be evaluated), `feedback` with how
+    many drafted tokens the target accepted, and `finish` with the whole sequence at the end.
+    """
+
+    name: str
+    cost_per_token: float  # drafting one token, as a fraction of one target decode step
+
+    def begin(self, prompt_tokens: Sequence[int]) -> None: ...
+
+    def propose(self, context: Sequence[int], max_tokens: int) -> Draft: ...
+
+    def feedback(self, drafted: int, accepted: int) -> None: ...
+
+    def finish(self, context: Sequence[int]) -> None: ...
 
 
 @runtime_checkable

@@ -43,3 +43,19 @@ class ScriptedModel:
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=max(1, len(raw) // 4)),
             model=self.name,
         )
+
+
+class FailingModel:
+    """A target that is down: every call is recorded and fails with `RuntimeFailure`, as a runtime
+    does once its bounded retries are spent. For testing fallbacks and fail-closed policies."""
+
+    def __init__(self, name: str = "failing", message: str = "the target is down") -> None:
+        self.name = name
+        self.message = message
+        self.requests: list[ChatRequest] = []
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        self.requests.append(request)
+        failure = RuntimeFailure(f"{self.name}: {self.message}; check that it is running and reachable")
+        failure.attempts = 1
+        raise failure

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from turnout.runtimes import models
@@ -26,6 +26,9 @@ from turnout.runtimes.base import (
     Usage,
 )
 from turnout.runtimes.errors import ModelError
+from turnout.runtimes.grammar import compiled_grammar
+from turnout.runtimes.repetition import RepetitionConfig, RepetitionGuard, llama_cpp_processor
+from turnout.runtimes.speculative import LocalSpeculation
 from turnout.runtimes.toolcalls import parse_tool_calls
 
 
@@ -37,6 +40,29 @@ class LlamaCppConfig(BaseModel):
     n_threads: int | None = Field(default=None, description="CPU threads; None = all cores")
     n_gpu_layers: int = Field(default=0, description="layers offloaded to a GPU build; -1 = all")
     seed: int = Field(default=0, description="sampling seed, for reproducible runs")
+    constrain_tool_calls: bool = Field(
+        default=True, description="decode under a grammar from the tools' schemas (tool_choice)"
+    )
+    repetition: RepetitionConfig = Field(
+        default_factory=RepetitionConfig, description="when to end a reply that repeats itself"
+    )
+    # "none" by default for now: drafted tokens are verified in multi-row batches, whose
+    # rounding differs from one-row decoding, so at a near-tie (prose, tiny models) a repeated
+    # greedy request can come out differently. Opt in with "suffix" where speed matters more.
+    drafter: Literal["suffix", "draft-model", "none", "off"] = Field(
+        default="none",
+        description="speculative drafter of turnout's own decode loop ('none': that loop, no "
+        "drafts); 'off': llama-cpp-python's create_chat_completion instead; a request's "
+        "`drafter` overrides it per call",
+    )
+    draft_model: str = Field(
+        default="qwen2.5-coder-0.5b", description="catalog name or .gguf path of the draft model"
+    )
+    calibrate: bool = Field(
+        default=True,
+        description="measure the batch cost curve once per model and machine (cached in the "
+        "models dir); False uses DESIGN.md's CPU figures",
+    )
 
 
 class LlamaCppModel:
@@ -54,6 +80,9 @@ class LlamaCppModel:
                 model_path=str(path),
                 n_ctx=self.config.n_ctx,
                 n_threads=self.config.n_threads or os.cpu_count() or 1,
+                # Verify batches run on n_threads_batch: the same count keeps the cost curve and
+                # "N threads" honest (llama-cpp-python's default is every core).
+                n_threads_batch=self.config.n_threads or os.cpu_count() or 1,
                 n_gpu_layers=self.config.n_gpu_layers,
                 seed=self.config.seed,
                 verbose=False,
@@ -64,17 +93,74 @@ class LlamaCppModel:
                 f"`turnout models verify` and `turnout models install`, else check the file is a GGUF"
             ) from exc
         self._llama_cpp = llama_cpp
+        self._path = path
+        self._speculation: LocalSpeculation | None = None  # made on first use: it calibrates
+
+    def speculation(self) -> LocalSpeculation:
+        """turnout's own decode loop over this model (drafters, cost curve, session memory)."""
+        if self._speculation is None:
+            threads = self.config.n_threads or os.cpu_count() or 1
+            self._speculation = LocalSpeculation(
+                self._llm, model_path=self._path, n_threads=threads,
+                n_gpu_layers=self.config.n_gpu_layers, draft_model=self.config.draft_model,
+                calibrate=self.config.calibrate,
+            )
+        return self._speculation
+
+    def _chat_speculative(
+        self, request: ChatRequest, messages: list[dict[str, str]], drafter: str, grammar: Any,
+        guard: RepetitionGuard | None,
+    ) -> ChatResponse:
+        on_token = guard.feed if guard is not None and self.config.repetition.enabled else None
+        raw, gen, peak = self.speculation().complete(
+            messages, max_tokens=request.max_tokens, temperature=request.temperature,
+            seed=request.seed if request.seed is not None else self.config.seed,
+            drafter=drafter, grammar=grammar, on_token=on_token,
+        )
+        stats = GenerationStats(
+            prompt_tokens=gen.prompt_tokens, cached_prompt_tokens=gen.cached_prompt_tokens,
+            prefill_seconds=gen.prefill_seconds, decode_seconds=gen.decode_seconds,
+            completion_tokens=len(gen.tokens), drafted=gen.drafted, accepted=gen.accepted,
+            draft_steps=gen.draft_steps, drafter=drafter, peak_rss_mb=peak,
+        )
+        finish_reason = gen.finish_reason
+        if guard is not None and guard.tripped:
+            finish_reason = "repetition"
+            stats.repetition_aborted = True
+            stats.tokens_saved = max(request.max_tokens - len(gen.tokens), 0)
+        parsed = parse_tool_calls(raw, request.tools)
+        return ChatResponse(
+            text=parsed.text, tool_calls=parsed.calls,
+            problems=[p.message for p in parsed.problems], raw_text=raw,
+            finish_reason=finish_reason,
+            usage=Usage(prompt_tokens=gen.prompt_tokens, completion_tokens=len(gen.tokens)),
+            stats=stats, model=self.name,
+        )
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         messages = to_text_protocol(request.messages, request.tools)
         ctx = self._llm.ctx
         self._llama_cpp.llama_perf_context_reset(ctx)
+        grammar = None
+        if self.config.constrain_tool_calls:
+            grammar = compiled_grammar(request.tools, request.tool_choice or "auto")
+        # The repetition guard ends a reply by forcing end-of-sequence, which a grammar may not
+        # allow mid-call; under a grammar the reply's shape is bounded by the grammar instead.
+        guard = RepetitionGuard(self.config.repetition) if grammar is None else None
+        extra: dict[str, Any] = {"grammar": grammar} if grammar is not None else {}
+        if guard is not None and self.config.repetition.enabled:
+            processor = llama_cpp_processor(guard, self._llm.token_eos())
+            extra["logits_processor"] = self._llama_cpp.LogitsProcessorList([processor])
+        drafter = request.drafter or self.config.drafter
+        if drafter != "off":
+            return self._chat_speculative(request, messages, drafter, grammar, guard)
         started = time.perf_counter()
         result: Any = self._llm.create_chat_completion(
             messages=messages,
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             seed=request.seed if request.seed is not None else self.config.seed,
+            **extra,
         )
         wall = time.perf_counter() - started
         perf = self._llama_cpp.llama_perf_context(ctx)
@@ -92,13 +178,18 @@ class LlamaCppModel:
             decode_seconds=decode_s,
             completion_tokens=completion_tokens,
         )
+        finish_reason = choice.get("finish_reason") or "stop"
+        if guard is not None and guard.tripped:
+            finish_reason = "repetition"
+            stats.repetition_aborted = True
+            stats.tokens_saved = max(request.max_tokens - completion_tokens, 0)
         parsed = parse_tool_calls(raw, request.tools)
         return ChatResponse(
             text=parsed.text,
             tool_calls=parsed.calls,
             problems=[p.message for p in parsed.problems],
             raw_text=raw,
-            finish_reason=choice.get("finish_reason") or "stop",
+            finish_reason=finish_reason,
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
             stats=stats,
             model=self.name,

@@ -56,6 +56,9 @@ def test_tool_calls_in_the_reply_are_parsed_against_the_offered_tools(
 ) -> None:
     # What the model emits is up to a 135M model; what turnout makes of a reply is not.
     emitted = '```json\n{"name": "read_file", "arguments": {"path": "calc.py"}}\n```'
+    # The reply is injected at llama-cpp-python's create_chat_completion, which only the
+    # library path ("off") calls; turnout's own decode loop is the default.
+    monkeypatch.setattr(tiny.config, "drafter", "off")
     original = tiny._llm.create_chat_completion
 
     def fake_completion(**kwargs: object) -> dict:

@@ -32,6 +32,8 @@ from turnout.tools._common import (
 )
 
 DRY_RUN_NOTE = "(dry run, nothing written)"
+# Source files are small; a file this big is data, and loading it whole would fill memory.
+MAX_EDIT_BYTES = 8 * 2**20
 
 EDITS = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=False)
 
@@ -108,7 +110,15 @@ def not_found_hint(text: str, old: str, rel: str) -> str:
 def read_existing_text(path: Path, rel: str) -> str:
     if path.is_dir():
         raise ToolError(f"{rel!r} is a directory, not a file")
+    if path.exists() and not path.is_file():
+        # Reading a FIFO or a device would block forever or never end.
+        raise ToolError(f"{rel!r} is not a regular file (a pipe, socket or device)")
     try:
+        if path.stat().st_size > MAX_EDIT_BYTES:
+            raise ToolError(
+                f"{rel!r} is larger than {MAX_EDIT_BYTES // 2**20} MB; these tools edit source "
+                "files, not data files"
+            )
         data = path.read_bytes()
     except FileNotFoundError:
         raise ToolError(f"{rel!r} does not exist; use write_file to create a new file") from None

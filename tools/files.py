@@ -15,6 +15,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from turnout.tools._common import (
+    BINARY_SNIFF_BYTES,
     SKIP_DIRS,
     confine,
     inside_root,
@@ -26,6 +27,9 @@ from turnout.tools._common import (
 )
 
 MAX_READ_CHARS = 200_000
+# Files above this are streamed by line instead of loaded whole, and skipped by search.
+MAX_WHOLE_READ_BYTES = 8 * 2**20
+MAX_LARGE_LINE_BYTES = 2**20
 MAX_LIST_ENTRIES = 1000
 MAX_SEARCH_MATCHES = 200
 # A matching line longer than this is cut: minified files would otherwise flood the context.
@@ -91,6 +95,56 @@ def read_text(path: Path) -> tuple[str, bool]:
         return data.decode("utf-8", errors="replace"), False
 
 
+def read_large(path: Path, rel: str, start_line: int, end_line: int | None, size: int) -> str:
+    """Lines of a file too large to load whole, streamed: memory stays bounded by the reply.
+
+    The total line count is not known without reading everything, so the header gives the
+    size instead. A line longer than MAX_LARGE_LINE_BYTES counts as several.
+    """
+    size_text = f"{size / 2**20:.0f} MB"
+    shown: list[str] = []
+    chars = 0
+    number = 0
+    stopped = ""
+    valid_utf8 = True
+    try:
+        with path.open("rb") as handle:
+            if is_binary(handle.read(BINARY_SNIFF_BYTES)):
+                raise ToolError(f"{rel}: binary file, not shown ({size} bytes)")
+            handle.seek(0)
+            while raw := handle.readline(MAX_LARGE_LINE_BYTES):
+                number += 1
+                if number < start_line:
+                    continue
+                if end_line is not None and number > end_line:
+                    break
+                if b"\0" in raw:
+                    stopped = f" (binary content from line {number} on, not shown)"
+                    break
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    line, valid_utf8 = raw.decode("utf-8", errors="replace"), False
+                if shown and chars + len(line) > MAX_READ_CHARS:
+                    stopped = (
+                        f" (truncated at {MAX_READ_CHARS // 1000} KB; read the rest with "
+                        f"start_line={number})"
+                    )
+                    break
+                shown.append(line)
+                chars += len(line)
+    except OSError as exc:
+        raise ToolError(f"{rel}: cannot read the file: {exc.strerror or exc}") from None
+    if not shown and not stopped:
+        raise ToolError(f"start_line {start_line} is past the end of {rel}, which has {number} lines")
+    first = start_line if shown else 0
+    last = start_line + len(shown) - 1 if shown else 0
+    header = f"# {rel} lines {first}-{last} of a {size_text} file (too large to count its lines)"
+    if not valid_utf8:
+        header += " (not valid UTF-8: undecodable bytes shown as U+FFFD)"
+    return header + stopped + "\n" + "".join(shown)
+
+
 def create_server(root: Path) -> MCPServer:
     server = MCPServer(
         "files",
@@ -117,16 +171,22 @@ def create_server(root: Path) -> MCPServer:
         if resolved.is_dir():
             raise ToolError(f"{path!r} is a directory; use list_files to see what is in it")
         rel = relative(root, resolved)
+        if not resolved.is_file():
+            # A FIFO or a device would block the read forever or never end.
+            raise ToolError(f"{rel} is not a regular file (a pipe, socket or device); not read")
+        if start_line < 1:
+            raise ToolError(f"start_line must be 1 or more, got {start_line}")
+        if end_line is not None and end_line < start_line:
+            raise ToolError(f"end_line ({end_line}) is before start_line ({start_line})")
+        size_bytes = resolved.stat().st_size
+        if size_bytes > MAX_WHOLE_READ_BYTES:
+            return read_large(resolved, rel, start_line, end_line, size_bytes)
         try:
             text, valid_utf8 = read_text(resolved)
         except ToolError as exc:
             raise ToolError(f"{rel}: {exc}") from None
         lines = split_lines(text)
         total = len(lines)
-        if start_line < 1:
-            raise ToolError(f"start_line must be 1 or more, got {start_line}")
-        if end_line is not None and end_line < start_line:
-            raise ToolError(f"end_line ({end_line}) is before start_line ({start_line})")
         if total and start_line > total:
             raise ToolError(
                 f"start_line {start_line} is past the end of {rel}, which has {total} lines"
@@ -200,8 +260,15 @@ def create_server(root: Path) -> MCPServer:
 
         matches: list[str] = []
         stopped = False
+        too_large: list[str] = []
         for file in walk_files(root, base):
             try:
+                # A FIFO would block the search forever; a huge file would fill memory.
+                if not file.is_file():
+                    continue
+                if file.stat().st_size > MAX_WHOLE_READ_BYTES:
+                    too_large.append(relative(root, file))
+                    continue
                 text, _ = read_text(file)
             except (ToolError, OSError):
                 continue
@@ -216,12 +283,19 @@ def create_server(root: Path) -> MCPServer:
                     matches.append(f"{relative(root, file)}:{number}: {line}")
             if stopped:
                 break
+        skipped = ""
+        if too_large:
+            listed = ", ".join(too_large[:5]) + (" ..." if len(too_large) > 5 else "")
+            skipped = (
+                f"\n(skipped {len(too_large)} files over {MAX_WHOLE_READ_BYTES // 2**20} MB: "
+                f"{listed}; read_file reads them by line range)"
+            )
         if not matches:
-            return f"(no matches for {query!r} under {relative(root, base)})"
+            return f"(no matches for {query!r} under {relative(root, base)}){skipped}"
         text = "\n".join(matches)
         if stopped:
             text += f"\n... stopped after {MAX_SEARCH_MATCHES} matches; narrow the query or path"
-        return text
+        return text + skipped
 
     return server
 

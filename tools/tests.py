@@ -2,12 +2,15 @@
 
 Run as `python -m turnout.tools.tests --root PATH [--test-command CMD]`; it speaks MCP over
 stdio. The command runs in its own process group, which is killed as a whole on timeout (and
-cleared of stragglers when the command ends); variables that look secret are dropped from its
-environment; long output keeps its head and tail; pytest's summary line is parsed out.
+cleared of stragglers when the command ends); on Linux the server is a child subreaper, so
+descendants that left the group (setsid, daemons) are found and killed too. Variables that look
+secret are dropped from its environment; long output keeps its head and tail; pytest's summary
+line is parsed out. One command runs at a time.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shlex
@@ -32,6 +35,9 @@ MAX_LINE_CHARS = 2000
 MAX_TIMEOUT_SECONDS = 3600
 # After the command ends or is killed, how long to wait for the output pipe to drain.
 DRAIN_SECONDS = 5.0
+
+# prctl(2) option: orphaned descendants re-parent to this process instead of init.
+PR_SET_CHILD_SUBREAPER = 36
 
 SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
 
@@ -109,6 +115,57 @@ def kill_group(pgid: int) -> None:
         pass
 
 
+def become_subreaper() -> bool:
+    """Make orphaned descendants of our commands re-parent to this process, not to init.
+
+    A command can leave its process group with setsid; as our child's orphan it stays findable
+    (and killable) only if this process is a subreaper. Linux only; elsewhere the process group
+    kill is all there is.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+def children_of(parent: int) -> list[int]:
+    """Process ids whose parent is `parent`, read from /proc."""
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The command name in parentheses may hold spaces; the fields after it do not.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+def kill_orphans() -> None:
+    """Kill and reap every remaining child of this server: only commands' leftovers remain,
+    since run_tests runs one command at a time."""
+    if not Path("/proc/self/stat").exists():
+        return
+    for _ in range(20):  # each round may expose grandchildren re-parented to us
+        children = children_of(os.getpid())
+        if not children:
+            return
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
 def wait_unreaped(pid: int, timeout: float) -> bool:
     """Wait for `pid` to exit without reaping it; True if it exited within `timeout`.
 
@@ -149,6 +206,9 @@ def run_command(command: str, cwd: Path, timeout: float) -> tuple[int, bool, lis
     # otherwise outlive the run and hold the output pipe open.
     kill_group(process.pid)
     exit_code = process.wait()
+    # Children that left the group (setsid, daemonised) were re-parented to this server, the
+    # subreaper: end them too.
+    kill_orphans()
     reader.join(DRAIN_SECONDS)
     # A process that left the group (setsid) can still hold the pipe; closing it under the
     # blocked reader would hang, so the daemon reader keeps it instead.
@@ -179,6 +239,8 @@ def create_server(root: Path, test_command: str) -> MCPServer:
         instructions=f"Run the test suite (default command: {test_command}) in {root}.",
     )
 
+    one_at_a_time = threading.Lock()
+
     @server.tool(annotations=RUNS_COMMANDS, structured_output=False)
     def run_tests(command: str | None = None, timeout_seconds: int = 300) -> str:
         """Run the tests (or `command`, a shell command) in the repository root.
@@ -194,7 +256,9 @@ def create_server(root: Path, test_command: str) -> MCPServer:
                 f"timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS}, "
                 f"got {timeout_seconds}"
             )
-        exit_code, timed_out, lines = run_command(command or test_command, root, timeout_seconds)
+        # One command at a time: the sweep for orphans after a command kills every child.
+        with one_at_a_time:
+            exit_code, timed_out, lines = run_command(command or test_command, root, timeout_seconds)
         return format_result(exit_code, timed_out, lines, timeout_seconds)
 
     return server
@@ -208,6 +272,7 @@ def main() -> None:
         help="shell command run_tests runs by default (default: this Python's pytest -q)",
     )
     args = parser.parse_args()
+    become_subreaper()
     create_server(resolve_root(args.root), args.test_command).run()
 
 

@@ -1,0 +1,1 @@
+"""turnout's benchmarks (`turnout bench ...`): speed and quality measured side by side in one run."""

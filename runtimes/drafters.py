@@ -1,0 +1,312 @@
+"""The drafters the local runtime can speculate with (the `Drafter` protocol is in base.py).
+
+- `SuffixDrafter`: model-free. It remembers every token of the session (earlier prompts, outputs
+  and tool results, and the current prompt and output) and drafts the continuation of the
+  longest earlier match of the text just generated, in the spirit of SuffixDecoding
+  (arXiv 2411.04975). Continuations seen more often and after longer matches weigh more; its
+  confidence in a token grows with the match length and is learned from the target's recent
+  verdicts, so it drafts nothing where it has been wrong.
+- `DraftModelDrafter`: a small model with the same tokenizer (Qwen2.5-Coder-0.5B for the 1.5B)
+  drafting greedily on its own KV cache, which it keeps in step with the target's context.
+- `NoDrafter`: drafts nothing (plain decoding through the same loop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from turnout.runtimes.base import Draft
+
+SEPARATOR = -1  # between documents in the suffix index; never a real token
+
+# Prior chance that a drafted token is accepted, by the length of the match it came from.
+# Learned per session from the target's verdicts (see SuffixDrafter.feedback).
+MATCH_BUCKETS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+PRIOR_ACCEPTANCE = (0.30, 0.45, 0.55, 0.65, 0.72, 0.80, 0.85, 0.90, 0.93, 0.95, 0.96)
+
+
+def _bucket(match_length: int) -> int:
+    index = 0
+    for i, edge in enumerate(MATCH_BUCKETS):
+        if match_length >= edge:
+            index = i
+    return index
+
+
+class SuffixIndex:
+    """The session's tokens as documents, with an n-gram index for longest-match lookup.
+
+    `tokens` holds every document back to back, each followed by SEPARATOR. `index` maps each
+    `key_length`-gram to the positions of the tokens that followed it, oldest first; a lookup
+    walks the newest `max_candidates` of them and measures how far back each match reaches.
+    When the session outgrows `capacity` tokens, the oldest documents are evicted.
+    """
+
+    def __init__(
+        self, *, capacity: int = 200_000, key_length: int = 2, max_match: int = 64,
+        max_candidates: int = 48,
+    ) -> None:
+        self.capacity = capacity
+        self.key_length = key_length
+        self.max_match = max_match
+        self.max_candidates = max_candidates
+        self.tokens: list[int] = []
+        self.document_starts: list[int] = []
+        self.index: dict[tuple[int, ...], list[int]] = {}
+        self._open = False  # whether the last document can still grow
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def current_document(self) -> list[int]:
+        if not self._open or not self.document_starts:
+            return []
+        return self.tokens[self.document_starts[-1] :]
+
+    def add_document(self, tokens: Sequence[int]) -> None:
+        """Start a new document (closing the previous one) with these tokens."""
+        self.close_document()
+        self.document_starts.append(len(self.tokens))
+        self._open = True
+        self.extend(tokens)
+        self._evict()
+
+    def close_document(self) -> None:
+        if self._open:
+            self.tokens.append(SEPARATOR)
+            self._open = False
+
+    def extend(self, tokens: Sequence[int]) -> None:
+        """Append tokens to the open document, indexing each after its preceding n-gram."""
+        if not self._open:
+            self.document_starts.append(len(self.tokens))
+            self._open = True
+        start = self.document_starts[-1]
+        k = self.key_length
+        for token in tokens:
+            self.tokens.append(int(token))
+            j = len(self.tokens) - 1
+            if j - start >= k:
+                key = tuple(self.tokens[j - k : j])
+                self.index.setdefault(key, []).append(j)
+
+    def _evict(self) -> None:
+        if len(self.tokens) <= self.capacity or len(self.document_starts) < 2:
+            return
+        # Drop the oldest documents down to three quarters of the capacity, then re-index:
+        # positions shift, and eviction is rare enough that a rebuild is the simple way.
+        target = self.capacity * 3 // 4
+        keep_from = len(self.document_starts) - 1
+        for i, start in enumerate(self.document_starts):
+            if len(self.tokens) - start <= target:
+                keep_from = i
+                break
+        keep_from = min(keep_from, len(self.document_starts) - 1)
+        cut = self.document_starts[keep_from]
+        kept = self.tokens[cut:]
+        starts = [s - cut for s in self.document_starts[keep_from:]]
+        self.tokens, self.document_starts, self.index = [], [], {}
+        open_last = self._open
+        for i, s in enumerate(starts):
+            end = starts[i + 1] if i + 1 < len(starts) else len(kept)
+            body = [t for t in kept[s:end] if t != SEPARATOR]
+            self._open = False
+            self.document_starts.append(len(self.tokens))
+            self._open = True
+            self.extend(body)
+            if i + 1 < len(starts) or not open_last:
+                self.close_document()
+        self._open = open_last
+
+    def matches(self, context: Sequence[int]) -> list[tuple[int, int]]:
+        """(position of the next token, match length) for earlier occurrences of the context's
+        tail, longest first. Lengths count tokens that agree going back from the tail."""
+        k = self.key_length
+        if len(context) < k:
+            return []
+        positions = self.index.get(tuple(context[-k:]))
+        if not positions:
+            return []
+        found: list[tuple[int, int]] = []
+        tokens = self.tokens
+        n_ctx = len(context)
+        limit = min(self.max_match, n_ctx)
+        for pos in reversed(positions[-self.max_candidates :]):
+            if pos >= len(tokens) or tokens[pos] == SEPARATOR:
+                continue
+            length = k
+            while length < limit and pos - length - 1 >= 0:
+                t = tokens[pos - length - 1]
+                if t == SEPARATOR or t != context[n_ctx - length - 1]:
+                    break
+                length += 1
+            found.append((pos, length))
+        found.sort(key=lambda pl: -pl[1])  # stable: among equals, the newest first
+        return found
+
+
+class SuffixDrafter:
+    """Drafts what followed the longest earlier match of the current text in this session."""
+
+    name = "suffix"
+    cost_per_token = 0.0  # a dictionary lookup: nothing next to a model step
+
+    def __init__(self, index: SuffixIndex | None = None, *, min_match: int = 3) -> None:
+        self.index = index or SuffixIndex()
+        self.min_match = min_match
+        self.acceptance = list(PRIOR_ACCEPTANCE)
+        self.rejection_streak = 0
+        self._last_buckets: list[int] = []
+
+    def reset(self) -> None:
+        """Forget the session (tokens and learned acceptance)."""
+        self.__init__(SuffixIndex(  # type: ignore[misc]
+            capacity=self.index.capacity, key_length=self.index.key_length,
+            max_match=self.index.max_match, max_candidates=self.index.max_candidates,
+        ), min_match=self.min_match)
+
+    def begin(self, prompt_tokens: Sequence[int]) -> None:
+        # A chat that goes on sends the previous prompt and reply again, plus a new tail: grow
+        # the open document instead of storing the whole conversation once per call.
+        current = self.index.current_document()
+        if current and len(prompt_tokens) >= len(current) and list(
+            prompt_tokens[: len(current)]
+        ) == current:
+            self.index.extend(prompt_tokens[len(current) :])
+        else:
+            self.index.add_document(prompt_tokens)
+
+    def _sync(self, context: Sequence[int]) -> None:
+        current = self.index.current_document()
+        if len(context) > len(current):
+            self.index.extend(context[len(current) :])
+
+    def propose(self, context: Sequence[int], max_tokens: int) -> Draft:
+        self._sync(context)
+        found = self.index.matches(context)
+        found = [(p, m) for p, m in found if m >= self.min_match]
+        if not found or max_tokens <= 0:
+            self._last_buckets = []
+            return Draft(tokens=[], confidence=[])
+        tokens = self.index.tokens
+        end = len(tokens)
+        # Candidates vote for a continuation with weight growing with their match length.
+        weights = [float(m * m) for _, m in found]
+        votes: dict[int, float] = {}
+        for (p, _), w in zip(found, weights):
+            votes[tokens[p]] = votes.get(tokens[p], 0.0) + w
+        first = max(votes, key=lambda t: votes[t])
+        leader_pos, leader_match = next((p, m) for p, m in found if tokens[p] == first)
+        alive = [(p, w) for (p, _), w in zip(found, weights)]
+        total = sum(weights)
+        draft: list[int] = []
+        confidence: list[float] = []
+        buckets: list[int] = []
+        agreed_before = 1.0
+        penalty = 0.75 ** min(self.rejection_streak, 6)
+        for i in range(max_tokens):
+            at = leader_pos + i
+            if at >= end or tokens[at] == SEPARATOR:
+                break
+            token = tokens[at]
+            alive = [(p, w) for p, w in alive if p + i < end and tokens[p + i] == token]
+            agreed = sum(w for _, w in alive) / total
+            bucket = _bucket(leader_match + i)
+            share = agreed / agreed_before if agreed_before > 0 else 0.0
+            draft.append(token)
+            confidence.append(max(0.0, min(0.995, self.acceptance[bucket] * share * penalty)))
+            buckets.append(bucket)
+            agreed_before = agreed
+        self._last_buckets = buckets
+        return Draft(tokens=draft, confidence=confidence)
+
+    def feedback(self, drafted: int, accepted: int) -> None:
+        # Learn the acceptance by match length from the target's verdicts: the accepted
+        # tokens were right, the first rejected one wrong; nothing is known past it.
+        rate = 0.1
+        for i, bucket in enumerate(self._last_buckets[:drafted]):
+            if i < accepted:
+                self.acceptance[bucket] += rate * (1.0 - self.acceptance[bucket])
+            elif i == accepted:
+                self.acceptance[bucket] += rate * (0.0 - self.acceptance[bucket])
+                break
+        self.rejection_streak = 0 if accepted == drafted else self.rejection_streak + 1
+
+    def finish(self, context: Sequence[int]) -> None:
+        self._sync(context)
+
+
+class NoDrafter:
+    """Drafts nothing: plain one-token-at-a-time decoding through the same loop."""
+
+    name = "none"
+    cost_per_token = 0.0
+
+    def begin(self, prompt_tokens: Sequence[int]) -> None:
+        pass
+
+    def propose(self, context: Sequence[int], max_tokens: int) -> Draft:
+        return Draft(tokens=[], confidence=[])
+
+    def feedback(self, drafted: int, accepted: int) -> None:
+        pass
+
+    def finish(self, context: Sequence[int]) -> None:
+        pass
+
+
+class DraftModelDrafter:
+    """A small model with the target's tokenizer drafts greedily on its own KV cache."""
+
+    name = "draft-model"
+
+    def __init__(
+        self, llm: Any, *, cost_per_token: float = 0.5, max_draft: int = 8,
+        min_confidence: float = 0.4,
+    ) -> None:
+        # `llm` is a llama_cpp.Llama for the draft model. Imported here because speculative.py
+        # imports this module, and llama_cpp only when a model drafts.
+        import llama_cpp
+        from turnout.runtimes.costcurve import CPU_DEFAULT
+        from turnout.runtimes.speculative import SpeculativeDecoder
+
+        self._lib = llama_cpp
+        self.llm = llm
+        self.cost_per_token = cost_per_token
+        self.max_draft = max_draft
+        self.min_confidence = min_confidence
+        self._decoder = SpeculativeDecoder(llm, CPU_DEFAULT)
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(llm.model))
+
+    def begin(self, prompt_tokens: Sequence[int]) -> None:
+        pass  # the cache catches up on the first proposal, reusing what it shares
+
+    def propose(self, context: Sequence[int], max_tokens: int) -> Draft:
+        import numpy as np
+
+        self._decoder.prefill(context)  # keeps the shared prefix, evaluates the new tokens
+        draft: list[int] = []
+        confidence: list[float] = []
+        survive = 1.0
+        for i in range(min(max_tokens, self.max_draft)):
+            ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
+            logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+            token = int(np.argmax(logits))
+            top = float(logits[token])
+            p = 1.0 / float(np.sum(np.exp(logits - top)))
+            survive *= p
+            if p < self.min_confidence or survive < 0.2:
+                break
+            draft.append(token)
+            confidence.append(p)
+            if i + 1 < min(max_tokens, self.max_draft):
+                self._decoder.append([token])
+        return Draft(tokens=draft, confidence=confidence)
+
+    def feedback(self, drafted: int, accepted: int) -> None:
+        pass
+
+    def finish(self, context: Sequence[int]) -> None:
+        pass
+

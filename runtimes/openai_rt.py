@@ -1,0 +1,359 @@
+"""The `openai` runtime: OpenAI's chat-completions API through the official SDK.
+
+Provides `OpenAIConfig`, `OpenAIChatModel` (a `ChatModel`), and the wire conversions that the
+`openai_compat` runtime shares: `to_openai_messages`, `to_openai_tools`, `openai_tool_choice`.
+
+Tools go out natively as function tools built from each `ToolSpec`'s JSON Schema; calls come
+back from the structured `tool_calls` field and are checked with `validate_call`, so a call with
+bad arguments becomes a problem for the loop to re-ask, never a call. Replies are streamed with
+`include_usage` and assembled here: a stream that breaks before its finish reason is a failed
+attempt (retried, then `UpstreamFailure`), never a short answer. The SDK's own retries are off
+(`max_retries=0`); `RetryLayer` is the only one. The API key and base URL are given by the
+caller (`runtimes.registry` reads them from the environment, at the edge).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import httpx2
+import openai
+from pydantic import BaseModel, Field
+from turnout.runtimes.base import (
+    ChatRequest,
+    ChatResponse,
+    GenerationStats,
+    Message,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
+from turnout.runtimes.retry import (
+    CircuitBreaker,
+    PermanentError,
+    Pricing,
+    RetryLayer,
+    RetryPolicy,
+    RunBudget,
+    TransientError,
+    estimate_prompt_tokens,
+    status_error,
+)
+from turnout.runtimes.toolcalls import validate_call
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+class OpenAIConfig(BaseModel):
+    """Settings of one OpenAI (or OpenAI-compatible) target."""
+
+    model: str = Field(description="the model name the server knows, e.g. gpt-4.1-mini")
+    base_url: str = Field(default=OPENAI_BASE_URL, description="the API root, ending in /v1")
+    stream: bool = Field(default=True, description="stream replies (with usage) and assemble them")
+    max_tokens_field: Literal["max_completion_tokens", "max_tokens"] = Field(
+        default="max_completion_tokens",
+        description="OpenAI wants max_completion_tokens; most local servers read max_tokens",
+    )
+    send_sampling: bool = Field(
+        default=True,
+        description="send temperature and seed; off for reasoning models, which reject them",
+    )
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    pricing: Pricing = Field(default_factory=Pricing)
+
+
+class OpenAIChatModel:
+    """A `ChatModel` over the OpenAI SDK; one instance per target, reused across requests."""
+
+    def __init__(
+        self,
+        config: OpenAIConfig,
+        *,
+        api_key: str,
+        name: str | None = None,
+        breaker: CircuitBreaker | None = None,
+        budget: RunBudget | None = None,
+        logger: Any | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.name = name or f"openai:{config.model}"
+        self._client = openai.OpenAI(
+            api_key=api_key,
+            base_url=config.base_url,
+            max_retries=0,  # RetryLayer is the only retry layer
+            timeout=config.retry.timeout_s,
+        )
+        self.retry_layer = RetryLayer(
+            self.name,
+            config.retry,
+            breaker=breaker,
+            budget=budget,
+            pricing=config.pricing,
+            logger=logger,
+            sleep=sleep,
+        )
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        params = self.request_params(request, native_tools=True)
+        return self.retry_layer.chat(request, lambda: self.send_once(request, params))
+
+    def request_params(self, request: ChatRequest, *, native_tools: bool) -> dict[str, Any]:
+        """The chat-completions body for `request` (the model and messages included)."""
+        params: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": to_openai_messages(request.messages),
+            self.config.max_tokens_field: request.max_tokens,
+        }
+        if self.config.send_sampling:
+            params["temperature"] = request.temperature
+            if request.seed is not None:
+                params["seed"] = request.seed
+        if native_tools and request.tools:
+            params["tools"] = to_openai_tools(request.tools)
+            choice = openai_tool_choice(request.tool_choice)
+            if choice is not None:
+                params["tool_choice"] = choice
+        return params
+
+    def send_once(self, request: ChatRequest, params: dict[str, Any]) -> ChatResponse:
+        """One upstream attempt; failures come out as TransientError or PermanentError."""
+        started = time.perf_counter()
+        if self.config.stream:
+            reply = self._stream_once(params)
+        else:
+            reply = self._complete_once(params)
+        reply.seconds = time.perf_counter() - started
+        return self.to_response(request, reply)
+
+    def to_response(self, request: ChatRequest, reply: AssembledReply) -> ChatResponse:
+        calls, problems = calls_from_native(reply.tool_calls, request.tools)
+        return ChatResponse(
+            text=reply.text,
+            tool_calls=calls,
+            problems=problems,
+            raw_text=reply.text,
+            finish_reason=reply.finish_reason or "stop",
+            usage=reply.usage_or_estimate(request),
+            stats=reply.stats(request),
+            model=self.name,
+        )
+
+    # one attempt -----------------------------------------------------------------------------
+
+    def _complete_once(self, params: dict[str, Any]) -> AssembledReply:
+        try:
+            completion = self._client.chat.completions.create(**params)
+        except Exception as exc:
+            raise classify_openai_error(exc, mid_stream=False) from exc
+        if not completion.choices:
+            raise TransientError("empty_reply", "the server answered with no choices")
+        choice = completion.choices[0]
+        message = choice.message
+        reply = AssembledReply(text=message.content or "", finish_reason=choice.finish_reason)
+        for call in message.tool_calls or []:
+            function = getattr(call, "function", None)
+            if function is not None:
+                reply.tool_calls.append(NativeCall(call.id, function.name, function.arguments))
+        if completion.usage is not None:
+            reply.usage = Usage(
+                prompt_tokens=completion.usage.prompt_tokens,
+                completion_tokens=completion.usage.completion_tokens,
+            )
+        return reply
+
+    def _stream_once(self, params: dict[str, Any]) -> AssembledReply:
+        reply = AssembledReply()
+        text: list[str] = []
+        calls: dict[int, NativeCall] = {}
+        try:
+            stream = self._client.chat.completions.create(
+                **params, stream=True, stream_options={"include_usage": True}
+            )
+        except Exception as exc:
+            raise classify_openai_error(exc, mid_stream=False) from exc
+        try:
+            with stream:
+                for chunk in stream:
+                    if chunk.usage is not None:
+                        reply.usage = Usage(
+                            prompt_tokens=chunk.usage.prompt_tokens,
+                            completion_tokens=chunk.usage.completion_tokens,
+                        )
+                    for choice in chunk.choices[:1]:
+                        if reply.first_token_at is None:
+                            reply.first_token_at = time.perf_counter()
+                        delta = choice.delta
+                        if delta.content:
+                            text.append(delta.content)
+                        for part in delta.tool_calls or []:
+                            call = calls.setdefault(part.index, NativeCall("", "", ""))
+                            call.id = part.id or call.id
+                            if part.function is not None:
+                                call.name += part.function.name or ""
+                                call.arguments += part.function.arguments or ""
+                        if choice.finish_reason is not None:
+                            reply.finish_reason = choice.finish_reason
+        except Exception as exc:
+            raise classify_openai_error(exc, mid_stream=True) from exc
+        if reply.finish_reason is None:
+            # The server closed the stream cleanly but early: the reply is incomplete.
+            raise TransientError("stream_cut", "the stream ended before a finish reason")
+        reply.text = "".join(text)
+        reply.tool_calls = [calls[index] for index in sorted(calls)]
+        return reply
+
+
+class NativeCall:
+    """A tool call as the API returned it: arguments still a JSON string."""
+
+    def __init__(self, call_id: str, name: str, arguments: str) -> None:
+        self.id = call_id
+        self.name = name
+        self.arguments = arguments
+
+
+class AssembledReply:
+    """What one attempt produced, before it becomes a ChatResponse."""
+
+    def __init__(self, text: str = "", finish_reason: str | None = None) -> None:
+        self.text = text
+        self.finish_reason: str | None = finish_reason
+        self.tool_calls: list[NativeCall] = []
+        self.usage: Usage | None = None
+        self.started = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.seconds = 0.0
+
+    def usage_or_estimate(self, request: ChatRequest) -> Usage:
+        if self.usage is not None:
+            return self.usage
+        # Some servers (llama_cpp.server when streaming) send no usage; an estimate keeps the
+        # run's token budget honest rather than counting nothing.
+        arguments = sum(len(call.arguments) for call in self.tool_calls)
+        return Usage(
+            prompt_tokens=estimate_prompt_tokens(request),
+            completion_tokens=(len(self.text) + arguments) // 4 + 1,
+        )
+
+    def stats(self, request: ChatRequest) -> GenerationStats:
+        usage = self.usage_or_estimate(request)
+        prefill = (self.first_token_at - self.started) if self.first_token_at else 0.0
+        return GenerationStats(
+            prompt_tokens=usage.prompt_tokens,
+            prefill_seconds=prefill,
+            decode_seconds=max(self.seconds - prefill, 0.0),
+            completion_tokens=usage.completion_tokens,
+        )
+
+
+def calls_from_native(
+    native: list[NativeCall], tools: list[ToolSpec]
+) -> tuple[list[ToolCall], list[str]]:
+    """Validate structured tool calls against the tools' schemas: (valid calls, problems)."""
+    calls: list[ToolCall] = []
+    problems: list[str] = []
+    for index, call in enumerate(native):
+        arguments, problem, _repairs = validate_call(call.name, call.arguments or None, tools)
+        if arguments is None:
+            problems.append(problem.message if problem is not None else f"{call.name}: invalid")
+            continue
+        calls.append(
+            ToolCall(id=call.id or f"call_{index + 1}", name=call.name, arguments=arguments)
+        )
+    return calls, problems
+
+
+def to_openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """turnout messages as chat-completions messages (tool calls and results natively)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "assistant" and message.tool_calls:
+            out.append(
+                {
+                    "role": "assistant",
+                    "content": message.content or None,
+                    "tool_calls": [
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {
+                                "name": call.name,
+                                "arguments": json.dumps(call.arguments),
+                            },
+                        }
+                        for call in message.tool_calls
+                    ],
+                }
+            )
+        elif message.role == "tool" and message.tool_call_id:
+            out.append(
+                {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+            )
+        elif message.role == "tool":
+            # A result without a call id cannot be a tool message: the API would reject it.
+            out.append(
+                {
+                    "role": "user",
+                    "content": f"Result of {message.name or 'the tool'}:\n{message.content}",
+                }
+            )
+        else:
+            out.append({"role": message.role, "content": message.content})
+    return out
+
+
+def to_openai_tools(tools: list[ToolSpec]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.input_schema or {"type": "object"},
+            },
+        }
+        for tool in tools
+    ]
+
+
+def openai_tool_choice(choice: str | None) -> str | dict[str, Any] | None:
+    if choice is None or choice in ("auto", "required", "none"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
+def classify_openai_error(exc: Exception, *, mid_stream: bool) -> TransientError | PermanentError:
+    """An exception from the OpenAI SDK (or its transport) as a transient or permanent failure."""
+    if isinstance(exc, TransientError | PermanentError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return TransientError("timeout", "no answer within timeout_s")
+    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
+        if mid_stream:
+            return TransientError("stream_cut", "the connection broke in the middle of the stream")
+        return TransientError("connection", "could not connect or the connection broke")
+    if isinstance(exc, openai.APIStatusError):
+        return status_error(exc.status_code, exc.response.headers, error_code(exc.body))
+    if isinstance(exc, openai.APIResponseValidationError) or (
+        mid_stream and isinstance(exc, ValueError)
+    ):
+        return TransientError("bad_reply", "the server's reply did not parse")
+    if isinstance(exc, openai.APIError):
+        # An error event inside a 200 stream: the server gave up part-way.
+        return TransientError("stream_error", error_code(exc.body))
+    raise exc  # not an upstream failure but a bug here: it must not be retried or hidden
+
+
+def error_code(body: object) -> str:
+    """The error's type and code from an API error body: never its message, which can quote
+    the request."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            parts = [str(error[key]) for key in ("type", "code") if error.get(key)]
+            return "/".join(parts)
+    return ""

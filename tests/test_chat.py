@@ -1,0 +1,184 @@
+"""`turnout chat`: model specs, the conversation loop over real MCP servers, approvals inline,
+history between sessions, and the `--json` command end to end against an OpenAI-compatible
+server on a local port (the fake upstream scripts the model's replies; the MCP servers and
+the HTTP wire are real)."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from turnout.agent import approvals, chat
+from turnout.agent.approvals import ApprovalPolicy, ApprovalRequest, Decision, GuardedHost
+from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings, target_for
+from turnout.agent.cli import main
+from turnout.agent.host import McpHost, builtin_servers
+from turnout.runtimes.base import Message
+from turnout.runtimes.errors import UsageError
+from turnout.runtimes.fake import ScriptedModel
+from turnout.runtimes.fake_upstream import FakeUpstream, Scripted, openai_stream
+
+
+def test_model_specs_name_the_runtime_the_server_and_where_it_runs() -> None:
+    local = target_for("local:smollm2-135m")
+    assert (local.runtime, local.location, local.model) == ("llama_cpp", "local", "smollm2-135m")
+
+    ollama = target_for("ollama/qwen2.5-coder:1.5b", environ={"OLLAMA_HOST": "10.0.0.5:11434"})
+    assert ollama.runtime == "openai_compat" and ollama.location == "local"
+    assert (ollama.model, ollama.base_url) == ("qwen2.5-coder:1.5b", "http://10.0.0.5:11434/v1")
+    assert target_for("ollama/llama3", environ={}).base_url == "http://localhost:11434/v1"
+
+    server = target_for("http://127.0.0.1:8080/v1#qwen")
+    assert (server.base_url, server.model, server.location) == ("http://127.0.0.1:8080/v1", "qwen", "local")
+    # A server on another machine may be anywhere: the policy treats it as cloud.
+    assert target_for("https://llm.example.com/v1#m").location == "cloud"
+    assert target_for("anthropic/claude-sonnet-4").runtime == "anthropic"
+
+    with pytest.raises(UsageError, match="ollama/NAME"):
+        target_for("llama3")
+
+
+def test_a_url_without_a_model_takes_the_first_model_the_server_lists() -> None:
+    with FakeUpstream([]) as upstream:
+        assert target_for(f"{upstream.url}/v1").model == "fake"
+
+
+def test_the_cli_offers_the_approval_modes_of_the_approvals_module() -> None:
+    assert chat.APPROVAL_MODES == approvals.MODES
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    (tmp_path / "calc.py").write_text("def add(a, b):\n    return a - b\n", encoding="utf-8")
+    return tmp_path
+
+
+@pytest.fixture
+def host(repo: Path) -> Iterator[McpHost]:
+    with McpHost(builtin_servers(repo)) as started:
+        yield started
+
+
+def call(name: str, **arguments: object) -> str:
+    return "```json\n" + json.dumps({"name": name, "arguments": arguments}) + "\n```"
+
+
+def test_a_tool_call_reaches_the_server_and_its_result_goes_back_to_the_model(
+    host: McpHost,
+) -> None:
+    model = ScriptedModel([call("read_file", path="calc.py"), "add subtracts: it returns a - b."])
+    session = ChatSession(model, GuardedHost(host, ApprovalPolicy(mode="ask")))
+    result = session.send("What does add in calc.py do?")
+
+    assert result.exit_status == "answered"
+    assert result.reply == "add subtracts: it returns a - b."
+    [activity] = result.tool_calls
+    assert activity.name == "read_file" and not activity.is_error
+    second = model.requests[1].messages
+    assert second[-1].role == "tool" and "return a - b" in second[-1].content
+    assert {tool.name for tool in model.requests[0].tools} >= {"read_file", "write_file", "run_tests"}
+
+
+def test_an_invalid_tool_call_is_sent_back_with_the_reason_and_never_runs(
+    host: McpHost, repo: Path
+) -> None:
+    model = ScriptedModel([
+        call("write_file", path="calc.py"),  # content is missing
+        call("delete_everything"),
+        "Sorry, I cannot do that.",
+    ])
+    session = ChatSession(model, GuardedHost(host, ApprovalPolicy(mode="full-auto")))
+    result = session.send("empty calc.py")
+
+    assert result.tool_calls == []
+    assert any("content" in problem and "required" in problem for problem in result.problems)
+    assert any("unknown tool 'delete_everything'" in problem for problem in result.problems)
+    assert (repo / "calc.py").read_text(encoding="utf-8").endswith("a - b\n")
+    assert not any(m.tool_calls for m in session.messages)  # no malformed call in the history
+
+
+def test_an_edit_the_user_declines_is_not_written_and_the_model_is_told(
+    host: McpHost, repo: Path
+) -> None:
+    asked: list[ApprovalRequest] = []
+
+    def decline(request: ApprovalRequest) -> Decision:
+        asked.append(request)
+        return "no"
+
+    model = ScriptedModel([
+        call("replace_in_file", path="calc.py", old="a - b", new="a + b"),
+        "Understood, I left it.",
+    ])
+    session = ChatSession(model, GuardedHost(host, ApprovalPolicy(mode="ask"), asker=decline))
+    result = session.send("fix add")
+
+    assert "+    return a + b" in asked[0].preview
+    assert result.tool_calls[0].is_error and "did not approve" in result.tool_calls[0].result
+    assert (repo / "calc.py").read_text(encoding="utf-8").endswith("a - b\n")
+
+
+def test_a_model_that_keeps_calling_tools_stops_at_the_round_limit(host: McpHost) -> None:
+    model = ScriptedModel([call("list_files")] * 5)
+    session = ChatSession(
+        model, GuardedHost(host, ApprovalPolicy()), settings=ChatSettings(max_tool_rounds=2)
+    )
+    result = session.send("list forever")
+    assert result.exit_status == "max_tool_rounds"
+    assert len(result.tool_calls) == 2
+
+
+def test_history_survives_between_sessions_privately_and_starts_at_a_user_message(
+    tmp_path: Path,
+) -> None:
+    history = ChatHistory(tmp_path / "chat" / "history.json", keep=3)
+    history.save([
+        Message(role="user", content="first"),
+        Message(role="assistant", content="one"),
+        Message(role="user", content="second"),
+        Message(role="assistant", content="two"),
+    ])
+    loaded = ChatHistory(tmp_path / "chat" / "history.json", keep=3).load()
+    # Keeping the last three would start at an assistant reply; the history starts at "second".
+    assert [m.content for m in loaded] == ["second", "two"]
+    assert stat.S_IMODE((tmp_path / "chat" / "history.json").stat().st_mode) == 0o600
+
+
+def test_chat_json_answers_one_prompt_with_a_tool_call_through_an_openai_compatible_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    (project / "notes.md").write_text("hello\n", encoding="utf-8")
+    (project / ".mcp.json").write_text(
+        json.dumps({"mcpServers": {"git": {
+            "command": "python", "args": ["-m", "turnout.tools.git", "--root", "."], "cwd": ".",
+        }}}),
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("TURNOUT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(Path(chat.sys.executable).parent) + ":" + chat.os.environ["PATH"])
+    script = [
+        Scripted.sse(openai_stream(tool_calls=[("call_1", "git__git_status", "{}")])),
+        Scripted.sse(openai_stream("One new file: notes.md.")),
+    ]
+    with FakeUpstream(script) as upstream:
+        # auto-edit: reads run unasked, even from a server that is not turnout's own.
+        code = main(["chat", "--json", "--no-builtin-tools", "--approval-mode", "auto-edit",
+                     "--model", f"{upstream.url}/v1#m", "what changed?"])
+        sent = [request.body for request in upstream.requests]
+
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["exit_status"] == "answered"
+    assert out["reply"] == "One new file: notes.md."
+    [activity] = out["tool_calls"]
+    assert activity["name"] == "git__git_status" and "?? notes.md" in activity["result"]
+    # The tools went out natively, and the tool's result came back to the model.
+    assert sent[0]["tools"][0]["function"]["name"].startswith("git__")
+    assert any(m["role"] == "tool" and "notes.md" in m["content"] for m in sent[1]["messages"])
