@@ -373,6 +373,11 @@ class McpHost:
     def restarts(self, server: str) -> int:
         return self._servers[server].restarts
 
+    def connected(self, server: str) -> bool:
+        """Whether the host holds an open connection to `server` (EOF seen = not connected)."""
+        client = self._servers[server].client
+        return client is not None and not _connection_closed(client)
+
     def refresh_tools(self) -> list[ToolInfo]:
         """List every connected server's tools again (a server may change them at any time)."""
         self._submit(self._relist_all()).result(timeout=self._start_timeout + 10)

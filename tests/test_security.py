@@ -226,6 +226,12 @@ def test_a_server_that_dies_while_idle_is_restarted_before_the_next_call() -> No
         os.kill(pid, signal.SIGKILL)
         while alive(pid):
             time.sleep(0.05)
+        # Death while idle is known once the host's reader has seen EOF on the pipe; a call sent
+        # before that is indistinguishable from a crash mid-call (the previous test's case).
+        deadline = time.monotonic() + 10
+        while host.connected("bad") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not host.connected("bad")
         result = host.call_tool("bad__echo", {"text": "still answered"})
         assert not result.is_error and result.content == "still answered"
         assert host.restarts("bad") == 1
