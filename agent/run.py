@@ -8,7 +8,6 @@ checkpoints go to `<repo>/.turnout/checkpoints.sqlite`, keyed by run id, so
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import time
@@ -232,7 +231,3 @@ def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
-
-
-def report_json(report: RunReport) -> str:
-    return json.dumps(report.model_dump(), indent=2)
