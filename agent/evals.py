@@ -93,12 +93,24 @@ def eval_toolcalls(
     model = LlamaCppModel(
         LlamaCppConfig(model=model_name, n_ctx=4096, n_threads=threads, drafter="off", calibrate=False)
     )
-    outcomes: list[CaseOutcome] = []
+    # A record is also a resume point: an eval of hundreds of cases takes hours on a CPU, so a
+    # run that is cut short carries on where it stopped instead of starting again.
+    wanted = {case.id for case in cases}
+    scored = {"plain", "plain+parser"} if "plain" in targets else set()
+    scored |= {t for t in targets if t != "plain"}
+    outcomes = [
+        o for o in _read_record(record) if o.id in wanted and o.target in scored
+    ] if record and record.exists() else []
+    done = {(o.id, o.target) for o in outcomes}
+    if done:
+        progress(f"resuming from {record}: {len(done)} outcomes already scored")
     sink = record.open("a", encoding="utf-8") if record else None
     try:
         for index, case in enumerate(cases, 1):
             found: list[CaseOutcome] = []
             for target in targets:
+                if (case.id, target) in done:
+                    continue
                 if target == "plain":
                     found.extend(_plain_case(model, case, max_tokens))
                 else:
@@ -226,12 +238,23 @@ def render_toolcalls(report: ToolCallsReport) -> str:
 
 def summarize_record(path: Path) -> list[TargetSummary]:
     """The summary of a recorded run (`--record`), e.g. of one cut short."""
-    outcomes = [
-        CaseOutcome.model_validate_json(line)
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
-    return summarize(outcomes)
+    return summarize(_read_record(path))
+
+
+def _read_record(path: Path) -> list[CaseOutcome]:
+    outcomes = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            outcomes.append(CaseOutcome.model_validate_json(line))
+        except ValueError as exc:
+            # The last line of a run killed mid-write is the only one that can be cut short.
+            raise UsageError(
+                f"{path}:{number} is not a recorded outcome ({exc.__class__.__name__}); "
+                "delete that line (a run killed while writing it) or pass a new --record file"
+            ) from None
+    return outcomes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,7 +460,8 @@ def add_arguments(sub: Any) -> None:
                     help="tool_choice for the turnout targets: required (default), auto")
     tc.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads")
     tc.add_argument("--record", type=Path, default=None, metavar="FILE.jsonl",
-                    help="append each case's outcome to this file as it is scored")
+                    help="append each case's outcome to this file as it is scored; "
+                    "cases already in it are not run again (resume a run cut short)")
     tc.add_argument("--json", action="store_true", help="print the summary as JSON")
     lp = esub.add_parser("loops", help="the trace corpus: recall, false positives, steps to detect")
     lp.add_argument("--json", action="store_true", help="print the full report as JSON")

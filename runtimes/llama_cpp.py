@@ -197,7 +197,9 @@ class LlamaCppModel:
 
 
 def describe_tools(tools: list[ToolSpec]) -> str:
-    """Tools as compact signatures: small models follow these better than raw JSON Schemas."""
+    """Tools as compact signatures, each parameter's description, allowed values and default on
+    its own line: small models follow signatures better than raw JSON Schemas, but they need the
+    descriptions to fill optional parameters ("default is 'units'", "'all' for complex roots")."""
     lines = [
         "# Tools",
         "To use a tool, reply with exactly one JSON object in a ```json code fence:",
@@ -210,15 +212,44 @@ def describe_tools(tools: list[ToolSpec]) -> str:
         props: dict[str, Any] = tool.input_schema.get("properties", {})
         required = set(tool.input_schema.get("required", []))
         params = []
+        details = []
         for pname, schema in props.items():
             kind = _type_name(schema)
             params.append(f"{pname}: {kind}" if pname in required else f"{pname}?: {kind}")
-        summary = (tool.description or "").strip().splitlines()
-        lines.append(f"- {tool.name}({', '.join(params)}): {summary[0] if summary else ''}")
+            detail = _parameter_detail(schema)
+            if detail:
+                details.append(f"    {pname}: {detail}")
+        summary = _clip(" ".join((tool.description or "").split()), _TOOL_DESCRIPTION_CHARS)
+        lines.append(f"- {tool.name}({', '.join(params)}): {summary}")
+        lines.extend(details)
     return "\n".join(lines)
 
 
+# Long enough for every BFCL description and our own tools' docstrings; a server that ships a
+# page of prose per tool would otherwise fill a small model's context before the task begins.
+_TOOL_DESCRIPTION_CHARS = 400
+_PARAMETER_DESCRIPTION_CHARS = 200
+
+
+def _parameter_detail(schema: dict[str, Any]) -> str:
+    parts = []
+    description = " ".join(str(schema.get("description", "")).split())
+    if description:
+        parts.append(_clip(description, _PARAMETER_DESCRIPTION_CHARS))
+    if "enum" in schema:
+        parts.append("one of " + ", ".join(json.dumps(v) for v in schema["enum"]))
+    if "default" in schema:
+        parts.append(f"default {json.dumps(schema['default'])}")
+    return "; ".join(parts)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
 def _type_name(schema: dict[str, Any]) -> str:
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return f"array of {_type_name(schema['items'])}"
     if "type" in schema:
         return str(schema["type"])
     options = [s.get("type", "any") for s in schema.get("anyOf", []) if s.get("type") != "null"]

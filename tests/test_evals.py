@@ -10,6 +10,7 @@ from turnout.agent import bfcl
 from turnout.agent.cli import main
 from turnout.agent.evals import eval_loops, eval_toolcalls, summarize_record
 from turnout.runtimes import models
+from turnout.runtimes.errors import UsageError
 from turnout.runtimes.grammar import compiled_grammar
 
 # -- eval loops ------------------------------------------------------------------------------
@@ -161,3 +162,21 @@ def test_eval_toolcalls_scores_both_targets_and_records_every_case(tmp_path: Pat
     assert by_target["turnout"].valid_rate == 1.0
     assert len(record.read_text().splitlines()) == 3
     assert summarize_record(record) == report.summaries
+
+    # The record is a resume point: a second run over the same cases scores nothing again
+    # and reports the recorded outcomes.
+    said: list[str] = []
+    again = eval_toolcalls(
+        ["simple_python"], 1, ["turnout", "plain"], models.TEST_MODEL,
+        threads=1, max_tokens=48, record=record, progress=said.append,
+    )
+    assert again.summaries == report.summaries
+    assert len(record.read_text().splitlines()) == 3
+    assert any("resuming" in line and "3 outcomes" in line for line in said)
+
+
+def test_a_damaged_record_is_named_with_its_line(tmp_path: Path) -> None:
+    record = tmp_path / "cases.jsonl"
+    record.write_text('{"id": "simple_python_0", "category": "simple_pyth')
+    with pytest.raises(UsageError, match=r"cases.jsonl:1 .*delete that line"):
+        summarize_record(record)
