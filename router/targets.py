@@ -2,7 +2,7 @@
 
 The runtimes themselves, and the reading of API keys from the environment, live in
 `runtimes.registry.make_runtime`; this module adds what belongs to a run: one `RunBudget` shared
-by all its targets (the policy's `[budgets]`), the in-process model standing in for every
+by all its targets (the policy's `[budgets]`, charged for local replies too), the in-process model standing in for every
 `llama_cpp` target (one model is loaded per process), and the rule that a target which cannot be
 built here, such as a cloud target without its key, is reported as unavailable rather than
 failing the run: the router skips it, so a run with no key still works on the local model.
@@ -27,7 +27,7 @@ def build_targets(
 ) -> tuple[dict[str, ChatModel], dict[str, str]]:
     """Models by target name, and why each target that is missing could not be built."""
     from turnout.runtimes.registry import make_runtime
-    from turnout.runtimes.retry import BudgetPolicy, RunBudget
+    from turnout.runtimes.retry import Budgeted, BudgetPolicy, RunBudget
 
     budget = RunBudget(
         BudgetPolicy(
@@ -39,7 +39,7 @@ def build_targets(
     unavailable: dict[str, str] = {}
     for name, target in policy.targets.items():
         if target.runtime == "llama_cpp":
-            models[name] = local
+            models[name] = Budgeted(local, budget, name)
             continue
         try:
             models[name] = make_runtime(name, target, budget=budget, logger=logger, environ=environ)

@@ -31,11 +31,12 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, Field
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
-from turnout.runtimes.base import ChatRequest, ChatResponse, Usage
+from turnout.runtimes.base import ChatModel, ChatRequest, ChatResponse, Usage
 from turnout.runtimes.errors import BudgetExceeded, CircuitOpen, UpstreamFailure
 
 __all__ = [
     "BreakerPolicy",
+    "Budgeted",
     "CircuitBreaker",
     "PermanentError",
     "Pricing",
@@ -280,6 +281,23 @@ class RunBudget:
         with self._lock:
             self.tokens += usage.total_tokens
             self.cost_usd += pricing.cost(usage)
+
+
+class Budgeted:
+    """A model that does not go through a `RetryLayer` (the in-process local one), checked and
+    charged against the run's budget all the same: the token limit is over every target."""
+
+    def __init__(self, inner: ChatModel, budget: RunBudget, name: str | None = None) -> None:
+        self.inner = inner
+        self.budget = budget
+        self.name = name or inner.name
+        self._free = Pricing()
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        self.budget.check(self.name, request, self._free)
+        response = self.inner.chat(request)
+        self.budget.charge(response.usage, self._free)
+        return response
 
 
 class RetryLayer:

@@ -323,3 +323,20 @@ def test_a_scanner_that_breaks_fails_closed(monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(PolicyRefusal, match="was not sent"):
         PolicyRouter(policy(), m).chat(ask("plan a fix"))
     assert all(model.requests == [] for model in m.values())
+
+
+def test_the_run_token_budget_counts_local_replies_too(tmp_path: Path) -> None:
+    (tmp_path / "turnout.toml").write_text(
+        '[targets.local]\nruntime = "llama_cpp"\nlocation = "local"\n\n'
+        "[budgets]\nmax_tokens_per_run = 400\n"
+    )
+    local = ScriptedModel(["x" * 400] * 3)  # each reply: 100 completion tokens
+    router = PolicyRouter.for_repo(tmp_path, local, run_id="b1", environ={})
+    request = ChatRequest(messages=[Message(role="user", content="summarise this")], max_tokens=100)
+    router.chat(request)
+    router.chat(request)
+    # Two replies used about 2 x 103 tokens; a third may need 103 more: still within 400.
+    router.chat(request)
+    with pytest.raises(RuntimeFailure, match=r"used \d+ of its 400 tokens.*raise the run's token budget"):
+        router.chat(request)
+    assert len(local.requests) == 3  # the refused request never reached the model
