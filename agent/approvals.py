@@ -8,6 +8,9 @@ Modes, as in Codex:
     edit (turnout's own servers)    ask     allow       allow
     anything else                   ask     ask         allow
 
+turnout's own test tool running the repository's configured test command (no `command`
+argument) is allowed in every mode: the user chose that command, not the model.
+
 A tool's kind comes from its MCP annotations: `readOnlyHint` makes it a read; a tool that is
 not read-only but declares `openWorldHint: false` only changes local state, an edit; anything
 else may run commands or reach the network. Other servers' annotations are claims, so reads
@@ -23,6 +26,7 @@ Pins: the first time turnout sees a tool, its definition (description, schema, a
 hashed and stored. When a server later offers a different definition under the same name (a
 "rug pull" that slips new instructions into a description), the tool is hidden from the model
 and blocked until a person has seen the difference and approved it again, in every mode.
+turnout's own servers are not pinned: their definitions change only with turnout itself.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import difflib
 import fnmatch
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,6 +43,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from turnout.agent.host import McpHost, ToolInfo, exposed_name
+from turnout.agent.paths import cache_dir
 from turnout.runtimes.base import ToolResult, ToolSpec
 
 ApprovalMode = Literal["ask", "auto-edit", "full-auto"]
@@ -97,7 +103,18 @@ def decide(policy: ApprovalPolicy, info: ToolInfo) -> Rule:
     return "ask"
 
 
+def runs_configured_tests(info: ToolInfo, arguments: dict[str, Any]) -> bool:
+    """A call of turnout's own test tool without a command of the model's choosing."""
+    return info.trusted and info.tool == "run_tests" and not arguments.get("command")
+
+
 # ----- pins ------------------------------------------------------------------------------------
+
+
+def tool_pins_path() -> Path:
+    """One pin file per user, shared by chat and run: a definition pinned in one is checked in
+    the other."""
+    return cache_dir() / "tool-pins.json"
 
 
 class Pin(BaseModel):
@@ -199,6 +216,10 @@ class GuardedHost:
         if self.pins is not None and not self._pin_ok(info):
             return ToolResult(content=self._blocked[info.name], is_error=True)
         rule = decide(self.policy, info)
+        if rule == "ask" and runs_configured_tests(info, arguments):
+            # The repository's own test command, chosen by the user (--test-command or the
+            # server's default), not by the model: the agent's basic move, never asked about.
+            rule = "allow"
         if rule == "deny":
             return ToolResult(
                 content=f"tool {info.name!r} is denied by the approval policy; do not call it again",
@@ -235,6 +256,10 @@ class GuardedHost:
 
     def _pin_ok(self, info: ToolInfo) -> bool:
         assert self.pins is not None
+        if info.trusted:
+            # turnout's own servers ship with turnout: their definitions change only when
+            # turnout itself does, and an upgrade must not block its own tools.
+            return True
         state = self.pins.check(info)
         if state == "new":
             self.pins.pin(info)
@@ -284,3 +309,27 @@ class GuardedHost:
             command = arguments.get("command") or "(the server's default test command)"
             return f"$ {command}", None
         return json.dumps(arguments, indent=2, ensure_ascii=False), None
+
+
+def terminal_asker(request: ApprovalRequest) -> Decision:
+    """Asks on the terminal, on stderr so that stdout stays the command's output (`--json`);
+    end of input means no."""
+    lines = request.preview.splitlines()
+    shown = [f"\n[approval] {request.tool} ({request.server}): {request.reason}"]
+    shown += [f"  {line}" for line in lines[:60]]
+    if len(lines) > 60:
+        shown.append(f"  ... ({len(lines) - 60} more lines)")
+    print("\n".join(shown), file=sys.stderr)
+    while True:
+        sys.stderr.write("approve? [y]es, [n]o, [a]lways for this tool: ")
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line:
+            return "no"  # end of input
+        answer = line.strip().lower()
+        if answer in ("y", "yes"):
+            return "yes"
+        if answer in ("n", "no", ""):
+            return "no"
+        if answer in ("a", "always"):
+            return "always"

@@ -35,11 +35,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field
+from turnout.agent.paths import cache_dir
 from turnout.runtimes.base import ChatModel, ChatRequest, ChatResponse, Message
 from turnout.runtimes.errors import PolicyRefusal, RuntimeFailure, UsageError
 
 if TYPE_CHECKING:  # the MCP client takes a second to import; `turnout --help` should not wait
-    from turnout.agent.approvals import ApprovalPolicy, ApprovalRequest, Decision, GuardedHost
+    from turnout.agent.approvals import ApprovalPolicy, GuardedHost
     from turnout.agent.host import McpHost, ServerSpec
 
 # The modes of agent/approvals.py, named here so that building the CLI imports nothing heavy.
@@ -99,15 +100,6 @@ class TurnResult(BaseModel):
 
 
 # ----- where things live ------------------------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    """$TURNOUT_CACHE_DIR, else the user's cache directory's turnout folder."""
-    configured = os.environ.get("TURNOUT_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "turnout"
 
 
 class ChatHistory:
@@ -305,11 +297,9 @@ class ChatSession:
             return result
 
     def _run_calls(self, response: ChatResponse, result: TurnResult) -> None:
-        # A call with no prose goes out as `"content": null`, which llama-cpp-python's server
-        # refuses (500, it wants a string); a short note keeps every server happy.
-        # TODO: drop once runtimes/openai_compat.py sends "" for empty content.
-        text = response.text or "Calling " + ", ".join(c.name for c in response.tool_calls) + "."
-        self.messages.append(Message(role="assistant", content=text, tool_calls=response.tool_calls))
+        self.messages.append(
+            Message(role="assistant", content=response.text, tool_calls=response.tool_calls)
+        )
         for call in response.tool_calls:
             self.show(f"-> {call.name} {json.dumps(call.arguments, ensure_ascii=False)[:300]}")
             outcome = self.tools.call_tool(call.name, call.arguments)
@@ -407,7 +397,7 @@ def chat_events(directory: Path) -> Iterator[Any]:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from turnout.agent.approvals import GuardedHost, ToolPins
+    from turnout.agent.approvals import GuardedHost, ToolPins, tool_pins_path
     from turnout.agent.host import McpHost
 
     repo = Path.cwd()
@@ -423,7 +413,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             with McpHost(servers, errlog=errlog, roots=[repo], strict=False) as host:
                 warn_failed(host, out)
                 guarded = GuardedHost(
-                    host, policy, pins=ToolPins(cache_dir() / "tool-pins.json"),
+                    host, policy, pins=ToolPins(tool_pins_path()),
                     notify=lambda line: print(f"turnout: {line}", file=out),
                 )
                 result = ChatSession(router, guarded).send(prompt)
@@ -447,7 +437,14 @@ def interactive(
     errlog: TextIO,
     chat_dir: Path,
 ) -> int:
-    from turnout.agent.approvals import MODES, GuardedHost, ToolPins, decide
+    from turnout.agent.approvals import (
+        MODES,
+        GuardedHost,
+        ToolPins,
+        decide,
+        terminal_asker,
+        tool_pins_path,
+    )
     from turnout.agent.host import McpHost
 
     say = print
@@ -459,7 +456,7 @@ def interactive(
     with McpHost(servers, errlog=errlog, roots=[repo], strict=False) as host:
         warn_failed(host, sys.stdout)
         guarded = GuardedHost(
-            host, policy, pins=ToolPins(cache_dir() / "tool-pins.json"),
+            host, policy, pins=ToolPins(tool_pins_path()),
             asker=terminal_asker, notify=lambda line: say(f"turnout: {line}"),
         )
         session = ChatSession(router, guarded, history=history.load(), show=say)
@@ -538,26 +535,6 @@ def show_route(session: ChatSession, say: Callable[[str], None]) -> None:
     say(f"reason: {decision.reason}")
     for reason in decision.reasons:
         say(f"  - {reason}")
-
-
-def terminal_asker(request: ApprovalRequest) -> Decision:
-    print(f"\n[approval] {request.tool} ({request.server}): {request.reason}")
-    lines = request.preview.splitlines()
-    for line in lines[:60]:
-        print(f"  {line}")
-    if len(lines) > 60:
-        print(f"  ... ({len(lines) - 60} more lines)")
-    while True:
-        try:
-            answer = input("approve? [y]es, [n]o, [a]lways for this tool: ").strip().lower()
-        except EOFError:
-            return "no"
-        if answer in ("y", "yes"):
-            return "yes"
-        if answer in ("n", "no", ""):
-            return "no"
-        if answer in ("a", "always"):
-            return "always"
 
 
 def enable_line_editing(history_file: Path) -> Any:

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import structlog
 from langgraph.checkpoint.sqlite import SqliteSaver
 from pydantic import BaseModel
+from turnout.agent.approvals import ApprovalPolicy, Asker, GuardedHost, ToolPins, tool_pins_path
 from turnout.agent.host import McpHost, ServerSpec, builtin_servers
 from turnout.agent.loop import AgentConfig, EventSink, build_graph, unified_diff
 from turnout.agent.testrun import TestOutcome
@@ -74,9 +75,15 @@ def run_task(
     run_id: str | None = None,
     resume: bool = False,
     servers: list[ServerSpec] | None = None,
+    approvals: ApprovalPolicy | None = None,
+    asker: Asker | None = None,
     progress: Progress = lambda _: None,
 ) -> RunReport:
+    """Run `task` in `repo`. The model's tool calls pass the approval policy (default auto-edit:
+    reads and edits by turnout's own servers run, any other command is asked of `asker`, and
+    with no one to ask it is refused and the model told so)."""
     config = config or AgentConfig()
+    approvals = approvals or ApprovalPolicy(mode="auto-edit")
     repo = check_repo(repo)
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     run_dir = repo / ".turnout" / "runs" / run_id
@@ -97,8 +104,12 @@ def run_task(
         error = ""
         conn = sqlite3.connect(repo / ".turnout" / "checkpoints.sqlite", check_same_thread=False)
         try:
-            with McpHost(servers or builtin_servers(repo), errlog=servers_log) as host:
-                graph = build_graph(router, host, repo, task, config, emit).compile(
+            with McpHost(servers or builtin_servers(repo), errlog=servers_log, roots=[repo]) as host:
+                guarded = GuardedHost(
+                    host, approvals, pins=ToolPins(tool_pins_path()), asker=asker,
+                    notify=lambda line: emit("approval", message=line),
+                )
+                graph = build_graph(router, guarded, repo, task, config, emit).compile(
                     checkpointer=SqliteSaver(conn)
                 )
                 thread = {"configurable": {"thread_id": run_id}, "recursion_limit": 4 * config.max_steps + 10}

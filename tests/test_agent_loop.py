@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from turnout.agent.approvals import ApprovalPolicy
 from turnout.agent.loop import AgentConfig
 from turnout.agent.run import run_task
 from turnout.runtimes.fake import ScriptedModel
@@ -127,3 +128,30 @@ def test_a_run_stopped_by_a_failure_resumes_from_its_last_completed_step(calc_re
     # The resumed model sees the whole conversation so far, including the failed edit.
     history = second_model.requests[0].messages
     assert any(m.role == "tool" and m.content.startswith("ERROR:") for m in history)
+
+
+def test_a_command_of_the_models_choosing_is_not_run_without_approval(calc_repo: Path) -> None:
+    model = ScriptedModel(
+        [
+            call("run_tests", command="touch pwned && python -m pytest -q"),
+            call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED),
+        ]
+    )
+    report = run_task("make the tests pass", calc_repo, model, run_id="r5", config=AgentConfig(max_steps=3))
+
+    # auto-edit (the default) with nobody to ask: refused, the model told, the run goes on.
+    assert not (calc_repo / "pwned").exists()
+    refusal = model.requests[1].messages[-1]
+    assert refusal.role == "tool" and "did not approve" in refusal.content
+    assert report.exit_status == "tests_passed"  # the loop's own test runs need no approval
+    events = (calc_repo / ".turnout" / "runs" / "r5" / "events.jsonl").read_text()
+    assert '"event": "approval"' in events and "run_tests" in events
+
+
+def test_full_auto_runs_the_models_command(calc_repo: Path) -> None:
+    model = ScriptedModel([call("run_tests", command="touch ran && python -m pytest -q")])
+    run_task(
+        "make the tests pass", calc_repo, model, config=AgentConfig(max_steps=1),
+        approvals=ApprovalPolicy(mode="full-auto"),
+    )
+    assert (calc_repo / "ran").exists()

@@ -339,3 +339,22 @@ def test_a_deny_rule_wins_even_in_full_auto_and_without_an_asker_ask_means_no(pr
     assert denied.is_error and "denied by the approval policy" in denied.content
     assert unattended.is_error and "did not approve" in unattended.content
     assert not (project / "ran").exists() and not (project / "new.py").exists()
+
+
+def test_the_configured_test_command_runs_in_ask_mode_but_the_models_own_command_does_not(
+    project: Path, tmp_path: Path
+) -> None:
+    (project / "test_add.py").write_text("def test_ok():\n    assert True\n", encoding="utf-8")
+    pins = ToolPins(tmp_path / "pins.json")
+    with McpHost(builtin_servers(project)) as host:
+        guarded = GuardedHost(host, ApprovalPolicy(mode="ask"), pins=pins)
+        configured = guarded.call_tool("run_tests", {})
+        chosen = guarded.call_tool("run_tests", {"command": "touch ran"})
+        guarded.list_tools()
+    assert not configured.is_error and "1 passed" in configured.content
+    assert chosen.is_error and "did not approve" in chosen.content
+    assert not (project / "ran").exists()
+    # turnout's own servers are not pinned: an upgrade of turnout must not block its own tools.
+    assert not (tmp_path / "pins.json").exists() or json.loads(
+        (tmp_path / "pins.json").read_text(encoding="utf-8")
+    ) == {}
