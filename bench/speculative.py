@@ -110,6 +110,11 @@ class Bench:
         history: list[dict[str, str]] = []
         decoded, seconds, drafted, accepted, steps, growth = 0, 0.0, 0, 0, 0, 0.0
         suffix = SuffixDrafter()  # a fresh session per run: no memory of earlier rounds
+        # Every run starts from an empty cache: a prefix reused from another mode's run was
+        # evaluated in other batches, and that alone can flip a near tie later on.
+        self.spec.decoder.forget()
+        if self.lookup_llm is not None:
+            self.lookup_llm.reset()
         for call in workload.calls:
             if call.carry_reply:
                 history.extend(call.messages)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from turnout.runtimes import models
 from turnout.runtimes.base import Draft, Drafter
 from turnout.runtimes.costcurve import CPU_DEFAULT, CostCurve, load_or_calibrate
@@ -35,6 +36,15 @@ from turnout.runtimes.errors import RuntimeFailure, UsageError
 
 # llama-cpp-python's own sampling defaults, so temperature > 0 samples the same distribution
 # as its create_completion does.
+# Evaluating k tokens in one batch and one at a time round differently: on this CPU the logits
+# of the same position differ by up to 0.3-0.7 (largest over the vocabulary) between a batch of
+# one and of two or more rows, with llama.cpp's weight repacking on or off. A greedy choice
+# whose top two logits are closer than this is therefore made from a one-row evaluation, as
+# plain decoding makes it. It cannot undo the rounding already in the cache (keys and values of
+# accepted drafts were computed in a batch), so a near tie later on can still flip: greedy
+# output equals plain decoding except, rarely, at a near tie.
+NEAR_TIE_GAP = 0.2
+
 TOP_K = 40
 TOP_P = 0.95
 MIN_P = 0.05
@@ -53,6 +63,7 @@ class Generation:
     drafted: int = 0
     accepted: int = 0
     draft_steps: int = 0
+    near_ties: int = 0  # batch rows re-evaluated alone because their top two logits were close
     verify_rows: list[int] = field(default_factory=list)  # batch widths used, for diagnostics
 
 
@@ -95,6 +106,7 @@ class SpeculativeDecoder:
         self.max_draft = max(0, min(max_draft, self._n_batch - 1))
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._kv: list[int] = []  # tokens whose keys and values are in the cache, in order
+        self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
 
     def close(self) -> None:
         if self._batch is not None:
@@ -124,6 +136,12 @@ class SpeculativeDecoder:
                 self._lib.llama_memory_clear(self._mem, True)
                 n = 0
             del self._kv[n:]
+
+    def forget(self) -> None:
+        """Empty the cache, so the next call starts from nothing (benchmarks compare modes
+        from the same state: how a prefix was batched changes its keys in the last bits)."""
+        self._lib.llama_memory_clear(self._mem, True)
+        self._kv.clear()
 
     def _claim_context(self) -> None:
         # llama-cpp-python's high-level calls on the same Llama track their own view of the
@@ -207,7 +225,7 @@ class SpeculativeDecoder:
         self._claim_context()
         sampler = self._make_sampler(temperature, seed, grammar)
         try:
-            return self._run(prompt, max_tokens, drafter, sampler, on_token)
+            return self._run(prompt, max_tokens, drafter, sampler, on_token, temperature <= 0)
         finally:
             self._lib.llama_sampler_free(sampler)
 
@@ -218,6 +236,7 @@ class SpeculativeDecoder:
         drafter: Drafter,
         sampler: Any,
         on_token: Callable[[int], bool] | None,
+        greedy: bool,
     ) -> Generation:
         lib = self._lib
         started = time.perf_counter()
@@ -232,21 +251,24 @@ class SpeculativeDecoder:
         )
         context = list(prompt)
         done: str | None = None
+        redo = False  # re-evaluate `pending` on its own: a batch row was a near tie
         while done is None:
             # `pending` is the target's latest choice, not yet in the cache.
-            done = self._emit(pending, out, context, max_tokens, on_token)
-            if done is not None:
-                break
+            if not redo:
+                done = self._emit(pending, out, context, max_tokens, on_token)
+                if done is not None:
+                    break
             room = min(
                 self.max_draft,
                 max_tokens - len(out.tokens),
                 self._n_ctx - len(self._kv) - 2,
             )
             draft_tokens: list[int] = []
-            if room > 0:
+            if room > 0 and not redo:
                 draft = drafter.propose(context, room)
                 k = best_draft_length(draft, self.curve, drafter.cost_per_token, room)
                 draft_tokens = list(draft.tokens[:k])
+            redo = False
             batch = [pending, *draft_tokens]
             base = len(self._kv)
             self._decode(batch, "all" if draft_tokens else "last")
@@ -255,6 +277,12 @@ class SpeculativeDecoder:
             # equals the drafted token, the next row was computed on the right context.
             accepted = 0
             for i in range(len(batch)):
+                if draft_tokens and greedy and self._near_tie(i):
+                    # A batch of rows rounds differently from one row (see NEAR_TIE_GAP):
+                    # decide this position the way plain decoding does, on its own.
+                    redo = True
+                    out.near_ties += 1
+                    break
                 pending = lib.llama_sampler_sample(sampler, self._ctx, i)
                 if i == len(draft_tokens) or pending != draft_tokens[i]:
                     break
@@ -267,12 +295,25 @@ class SpeculativeDecoder:
                 out.accepted += accepted
                 out.draft_steps += 1
                 drafter.feedback(len(draft_tokens), accepted)
-            # Keep the evaluated token and the accepted drafts; roll the rest of the batch back.
-            self._truncate(base + 1 + accepted)
+            if redo:
+                # batch[accepted] is already taken (the last accepted draft, or the pending
+                # token itself); drop its row and evaluate it alone next.
+                pending = batch[accepted]
+                self._truncate(base + accepted)
+            else:
+                # Keep the evaluated token and the accepted drafts; roll the rest back.
+                self._truncate(base + 1 + accepted)
         out.finish_reason = done
         out.decode_seconds = time.perf_counter() - prefill_done
         drafter.finish(context)
         return out
+
+    def _near_tie(self, row: int) -> bool:
+        """Whether the top two logits of batch row `row` are within NEAR_TIE_GAP."""
+        ptr = self._lib.llama_get_logits_ith(self._ctx, row)
+        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+        top2 = np.partition(logits, self._n_vocab - 2)[-2:]
+        return bool(abs(float(top2[1]) - float(top2[0])) < NEAR_TIE_GAP)
 
     def _emit(
         self,

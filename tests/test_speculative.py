@@ -260,3 +260,21 @@ def test_a_tool_call_under_the_tools_grammar_parses_with_speculation_on() -> Non
     reply = model.chat(request)
     assert [c.name for c in reply.tool_calls] == ["read_file"]
     assert isinstance(reply.tool_calls[0].arguments.get("path"), str)
+
+
+def test_a_near_tie_in_a_batch_is_decided_on_its_own_row(
+    llm, decoder, reference, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    # Every row counts as a near tie: each accepted draft's row is dropped and evaluated alone,
+    # and the output is still the plain one, token for token.
+    from turnout.runtimes import speculative
+
+    monkeypatch.setattr(speculative, "NEAR_TIE_GAP", 1e9)
+    prompt = tokens_of(llm, CODE_PROMPT)
+    expected = reference["code"]
+    oracle = ScriptedDrafter(len(prompt), lambda out, n: expected[len(out) : len(out) + n])
+    result = decoder.generate(prompt, max_tokens=32, drafter=oracle)
+    assert result.tokens == expected
+    assert result.near_ties > 0
+    assert decoder.cached_tokens[: len(prompt)] == prompt
+    assert decoder.kv_positions() == len(decoder.cached_tokens)  # the cache and our view agree
