@@ -65,6 +65,18 @@ class ApprovalPolicy(BaseModel):
     )
 
 
+def with_policy(
+    approvals: ApprovalPolicy, policy_mode: ApprovalMode | None, policy_tools: dict[str, Rule],
+    cli_mode: ApprovalMode | None = None,
+) -> ApprovalPolicy:
+    """`approvals` (from an mcpServers file, or the default) under the repository policy's
+    `[approvals]`: its tool rules first, so its `deny` is final; the mode from the command line,
+    else the policy, else `approvals`."""
+    tools = dict(policy_tools)
+    tools.update({glob: rule for glob, rule in approvals.tools.items() if glob not in tools})
+    return ApprovalPolicy(mode=cli_mode or policy_mode or approvals.mode, tools=tools)
+
+
 class ApprovalRequest(BaseModel):
     """What a person is asked to approve."""
 

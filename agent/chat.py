@@ -358,14 +358,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-builtin-tools", action="store_true",
                         help="leave out turnout's own files, edit, tests and git servers")
     parser.add_argument("--approval-mode", choices=APPROVAL_MODES, default=None,
-                        help="ask (default), auto-edit or full-auto; overrides the config file")
+                        help="ask (default), auto-edit or full-auto; overrides the policy's "
+                        "[approvals] mode and the mcpServers file's")
     parser.add_argument("--json", action="store_true",
                         help="answer one prompt non-interactively and print one JSON object")
 
 
 def load_servers(args: argparse.Namespace, repo: Path) -> tuple[list[ServerSpec], ApprovalPolicy]:
-    from turnout.agent.approvals import ApprovalPolicy
+    from turnout.agent.approvals import ApprovalPolicy, with_policy
     from turnout.agent.host import builtin_servers, load_mcp_config
+    from turnout.router.policy import load_policy
 
     files: list[Path] = list(args.mcp)
     if not files and (repo / ".mcp.json").is_file():
@@ -381,9 +383,8 @@ def load_servers(args: argparse.Namespace, repo: Path) -> tuple[list[ServerSpec]
     names = {spec.name for spec in configured}
     builtins = [] if args.no_builtin_tools else builtin_servers(repo, git=True)
     servers = [spec for spec in builtins if spec.name not in names] + configured
-    if args.approval_mode:
-        policy = policy.model_copy(update={"mode": args.approval_mode})
-    return servers, policy
+    rules = load_policy(repo).approvals  # the repository's policy comes before the user's file
+    return servers, with_policy(policy, rules.mode, rules.tools, args.approval_mode)
 
 
 @contextlib.contextmanager

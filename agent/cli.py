@@ -60,10 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="layers to offload on a GPU build of llama.cpp (-1 = all; default 0)")
     run.add_argument("--resume", metavar="RUN_ID", default=None,
                      help="carry on with an interrupted run from its last completed step")
-    run.add_argument("--approval-mode", choices=APPROVAL_MODES, default="auto-edit",
-                     help="which of the model's tool calls run without asking (default: auto-edit: "
-                     "reads, edits and the test command run; any other command is asked on the "
-                     "terminal, and refused when there is no terminal)")
+    run.add_argument("--approval-mode", choices=APPROVAL_MODES, default=None,
+                     help="which of the model's tool calls run without asking (default: the "
+                     "policy's [approvals] mode, else auto-edit: reads, edits and the test command "
+                     "run; any other command is asked on the terminal, refused without one)")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
 
     mdl = sub.add_parser("models", help="list, install and verify the embedded local models",
@@ -199,7 +199,7 @@ def say(text: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from turnout.agent.approvals import ApprovalPolicy, terminal_asker
+    from turnout.agent.approvals import terminal_asker
     from turnout.agent.host import builtin_servers
     from turnout.agent.loop import AgentConfig
     from turnout.agent.run import check_repo, check_resume, render, run_task
@@ -220,7 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id=args.resume,
         resume=args.resume is not None,
         servers=builtin_servers(repo, args.test_command),
-        approvals=ApprovalPolicy(mode=args.approval_mode),
+        approval_mode=args.approval_mode,
         asker=terminal_asker if sys.stdin.isatty() else None,
         progress=lambda line: say(f"turnout: {line}"),
     )

@@ -19,7 +19,15 @@ from typing import Any, TextIO
 import structlog
 from langgraph.checkpoint.sqlite import SqliteSaver
 from pydantic import BaseModel
-from turnout.agent.approvals import ApprovalPolicy, Asker, GuardedHost, ToolPins, tool_pins_path
+from turnout.agent.approvals import (
+    ApprovalMode,
+    ApprovalPolicy,
+    Asker,
+    GuardedHost,
+    ToolPins,
+    tool_pins_path,
+    with_policy,
+)
 from turnout.agent.host import McpHost, ServerSpec, builtin_servers
 from turnout.agent.loop import AgentConfig, EventSink, build_graph, unified_diff
 from turnout.agent.testrun import TestOutcome
@@ -75,15 +83,15 @@ def run_task(
     run_id: str | None = None,
     resume: bool = False,
     servers: list[ServerSpec] | None = None,
-    approvals: ApprovalPolicy | None = None,
+    approval_mode: ApprovalMode | None = None,
     asker: Asker | None = None,
     progress: Progress = lambda _: None,
 ) -> RunReport:
-    """Run `task` in `repo`. The model's tool calls pass the approval policy (default auto-edit:
-    reads and edits by turnout's own servers run, any other command is asked of `asker`, and
-    with no one to ask it is refused and the model told so)."""
+    """Run `task` in `repo`. The model's tool calls pass the approvals: `approval_mode`, else
+    the repository policy's `[approvals]`, else auto-edit (reads and edits by turnout's own
+    servers run, any other command is asked of `asker`; with no one to ask it is refused and
+    the model told so)."""
     config = config or AgentConfig()
-    approvals = approvals or ApprovalPolicy(mode="auto-edit")
     repo = check_repo(repo)
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     run_dir = repo / ".turnout" / "runs" / run_id
@@ -100,6 +108,8 @@ def run_task(
         emit("run_start", task=task, repo=str(repo), model=model.name, resume=resume)
         # The repo's policy (turnout.toml, [tool.turnout], or local only); `model` is its local target.
         router = PolicyRouter.for_repo(repo, model, run_id=run_id, logger=logger)
+        rules = router.policy.approvals
+        approvals = with_policy(ApprovalPolicy(mode="auto-edit"), rules.mode, rules.tools, approval_mode)
         state: dict[str, Any] = {}
         error = ""
         conn = sqlite3.connect(repo / ".turnout" / "checkpoints.sqlite", check_same_thread=False)

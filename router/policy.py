@@ -152,6 +152,18 @@ class AuditConfig(_Strict):
     path: str = Field(default=".turnout/audit.jsonl", description="relative to the repository root")
 
 
+class ApprovalsConfig(_Strict):
+    """Which of a model's tool calls run without asking, for `turnout run` and `turnout chat`.
+
+    `tools` maps globs over `server__tool` (or the bare name of turnout's own tools) to `allow`,
+    `ask` or `deny`; these rules come before any in an mcpServers file, so a `deny` here holds
+    in every mode. `mode` is the default when the command line names none.
+    """
+
+    mode: Literal["ask", "auto-edit", "full-auto"] | None = None
+    tools: dict[str, Literal["allow", "ask", "deny"]] = Field(default_factory=dict)
+
+
 def _default_targets() -> dict[str, TargetConfig]:
     return {"local": TargetConfig(runtime="llama_cpp", location="local")}
 
@@ -173,6 +185,7 @@ class Policy(_Strict):
     redaction: Redaction = Field(default_factory=Redaction)
     budgets: Budgets = Field(default_factory=Budgets)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
     source: str = Field(default="", exclude=True, description="file it came from; empty = default")
 
     @field_validator("labels", mode="after")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from turnout.agent.approvals import ApprovalPolicy
 from turnout.agent.loop import AgentConfig
 from turnout.agent.run import run_task
 from turnout.runtimes.fake import ScriptedModel
@@ -152,6 +151,32 @@ def test_full_auto_runs_the_models_command(calc_repo: Path) -> None:
     model = ScriptedModel([call("run_tests", command="touch ran && python -m pytest -q")])
     run_task(
         "make the tests pass", calc_repo, model, config=AgentConfig(max_steps=1),
-        approvals=ApprovalPolicy(mode="full-auto"),
+        approval_mode="full-auto",
     )
     assert (calc_repo / "ran").exists()
+
+
+def test_the_repository_policy_sets_the_approval_mode_and_its_deny_is_final(calc_repo: Path) -> None:
+    (calc_repo / "turnout.toml").write_text(
+        '[approvals]\nmode = "full-auto"\n\n[approvals.tools]\nwrite_file = "deny"\n', encoding="utf-8"
+    )
+    model = ScriptedModel(
+        [
+            call("run_tests", command="touch ran && python -m pytest -q"),
+            call("write_file", path="calc.py", content="oops\n"),
+            call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED),
+        ]
+    )
+    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(max_steps=4))
+
+    assert (calc_repo / "ran").exists()  # full-auto from the policy: the model's command ran
+    denied = model.requests[2].messages[-1]
+    assert denied.role == "tool" and "denied by the approval policy" in denied.content
+    assert report.exit_status == "tests_passed"
+    # The command line still wins over the policy's mode.
+    (calc_repo / "ran").unlink()
+    calc = calc_repo / "calc.py"
+    calc.write_text(calc.read_text().replace(FIXED, BUGGY))
+    again = ScriptedModel([call("run_tests", command="touch ran"), call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED)])
+    run_task("make the tests pass", calc_repo, again, config=AgentConfig(max_steps=3), approval_mode="auto-edit")
+    assert not (calc_repo / "ran").exists()

@@ -143,3 +143,24 @@ def test_the_readme_example_policy_is_valid(tmp_path: Path) -> None:
     policy = load_policy(tmp_path)
     assert list(policy.targets) == ["local", "gpu-box", "claude"]
     assert policy.labels["customers"].allow_targets == ["gpu-box"] and policy.redaction.enabled
+
+
+def test_approvals_in_the_policy_are_read_and_checked(tmp_path: Path) -> None:
+    write(tmp_path, "turnout.toml", '[approvals]\nmode = "auto-edit"\n\n[approvals.tools]\n"git__*" = "deny"\n')
+    approvals = load_policy(tmp_path).approvals
+    assert approvals.mode == "auto-edit" and approvals.tools == {"git__*": "deny"}
+
+    write(tmp_path, "turnout.toml", '[approvals]\nmode = "yolo"\n')
+    with pytest.raises(PolicyError, match=r"approvals\.mode.*ask.*auto-edit.*full-auto"):
+        load_policy(tmp_path)
+
+
+def test_the_policys_tool_rules_come_before_the_users_and_the_command_line_mode_wins() -> None:
+    from turnout.agent.approvals import ApprovalPolicy, with_policy
+
+    user = ApprovalPolicy(mode="ask", tools={"git__*": "allow", "fs__read_*": "allow"})
+    merged = with_policy(user, "auto-edit", {"git__*": "deny"})
+    assert merged.mode == "auto-edit"
+    assert list(merged.tools.items()) == [("git__*", "deny"), ("fs__read_*", "allow")]
+    assert with_policy(user, "auto-edit", {}, "full-auto").mode == "full-auto"
+    assert with_policy(user, None, {}).mode == "ask"
