@@ -9,7 +9,8 @@ Modes, as in Codex:
     anything else                   ask     ask         allow
 
 turnout's own test tool running the repository's configured test command (no `command`
-argument) is allowed in every mode: the user chose that command, not the model.
+argument) is allowed in every mode unless a per-tool rule says otherwise: the user chose that
+command, not the model.
 
 A tool's kind comes from its MCP annotations: `readOnlyHint` makes it a read; a tool that is
 not read-only but declares `openWorldHint: false` only changes local state, an edit; anything
@@ -99,12 +100,17 @@ def tool_kind(info: ToolInfo) -> ToolKind:
     return "command"
 
 
-def decide(policy: ApprovalPolicy, info: ToolInfo) -> Rule:
-    """The rule for one tool under the policy, before anyone is asked."""
+def decide(policy: ApprovalPolicy, info: ToolInfo, arguments: dict[str, Any] | None = None) -> Rule:
+    """The rule for one tool (and, given `arguments`, for one call) under the policy, before
+    anyone is asked. A per-tool rule is final."""
     for name in (info.name, exposed_name(info.server, info.tool)):
         for pattern, rule in policy.tools.items():
             if fnmatch.fnmatchcase(name, pattern):
                 return rule
+    if arguments is not None and runs_configured_tests(info, arguments):
+        # The repository's own test command, chosen by the user (--test-command or the
+        # server's default), not by the model: the agent's basic move, never asked about.
+        return "allow"
     if policy.mode == "full-auto":
         return "allow"
     kind = tool_kind(info)
@@ -227,11 +233,7 @@ class GuardedHost:
             return ToolResult(content=self._blocked[info.name], is_error=True)
         if self.pins is not None and not self._pin_ok(info):
             return ToolResult(content=self._blocked[info.name], is_error=True)
-        rule = decide(self.policy, info)
-        if rule == "ask" and runs_configured_tests(info, arguments):
-            # The repository's own test command, chosen by the user (--test-command or the
-            # server's default), not by the model: the agent's basic move, never asked about.
-            rule = "allow"
+        rule = decide(self.policy, info, arguments)
         if rule == "deny":
             return ToolResult(
                 content=f"tool {info.name!r} is denied by the approval policy; do not call it again",
