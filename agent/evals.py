@@ -1,18 +1,24 @@
 """`turnout eval`: measure the guards on data, not anecdotes.
 
-Provides `eval_toolcalls` (BFCL single-turn questions through the local model, with turnout's
-parser, repairs and grammar, against the same model through llama-cpp-python's plain
-`create_chat_completion(tools=...)`) and `eval_loops` (the scripted trace corpus in
-`turnout.agent.traces` through the `LoopDetector`).
+Provides `eval_toolcalls` (BFCL single-turn questions through a model, with turnout's parser,
+repairs and grammar, against the same model without them) and `eval_loops` (the scripted trace
+corpus in `turnout.agent.traces` through the `LoopDetector`).
 
-Targets of `eval toolcalls`, all on one loaded model so they compare like with like:
+The model is named as `turnout chat --model` names it: the in-process model (`local`,
+`local:NAME`, a `.gguf`), or any other target (`ollama/NAME`, an OpenAI-compatible URL,
+`openai/MODEL`, `anthropic/MODEL`). Targets of `eval toolcalls`, all on that one model so they
+compare like with like:
 
-- `turnout`: the llama_cpp runtime with its text protocol, the grammar for `tool_choice`
-  (default "required": every BFCL case in these categories asks for a call) and the parser.
-- `turnout-nogrammar`: the same without the grammar: parser and repairs only.
-- `plain`: `Llama.create_chat_completion(messages, tools=...)`, the model's own chat template,
-  scored on the `tool_calls` it returns. The same generation is also scored after turnout's
-  parser reads its text (`plain+parser`), at no extra model time.
+- `turnout`: turnout's runtime for that model with its guards: for the in-process model the text
+  protocol, the grammar for `tool_choice` (default "required": every BFCL case in these
+  categories asks for a call) and the parser; for a remote one the native tools request, its
+  structured calls validated and repaired against the schema, a reply's text read by the parser.
+- `turnout-nogrammar`: the in-process model without the grammar: parser and repairs only.
+- `plain`: the model without turnout: for the in-process model llama-cpp-python's
+  `create_chat_completion(messages, tools=...)` with the GGUF's own chat template; for an
+  OpenAI-compatible endpoint one `chat.completions.create(tools=...)` through the `openai` SDK.
+  Scored on the `tool_calls` it returns. The same reply is also scored after turnout's parser
+  reads its text (`plain+parser`), at no extra model time.
 
 A call is *valid* when it names an offered function and its arguments satisfy the function's
 JSON Schema; a case is an *AST match* when BFCL's checker accepts the call.
@@ -31,10 +37,11 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
 from turnout.agent import bfcl
 from turnout.runtimes.base import ChatRequest, Message
-from turnout.runtimes.errors import UsageError
+from turnout.runtimes.errors import UpstreamFailure, UsageError
 from turnout.runtimes.toolcalls import parse_tool_calls
 
 TARGETS = ("turnout", "turnout-nogrammar", "plain")
+LOCAL_ONLY = ("turnout-nogrammar",)  # a remote server's decoding cannot be constrained from here
 Progress = Callable[[str], None]
 
 
@@ -44,6 +51,7 @@ class CaseOutcome(BaseModel):
     id: str
     category: str
     target: str
+    model: str | None = None  # None in records written before it was kept
     valid: bool
     match: bool
     why: str = ""  # why it did not match
@@ -71,7 +79,7 @@ def eval_toolcalls(
     categories: list[str],
     limit: int | None,
     targets: list[str],
-    model_name: str,
+    model_spec: str,
     *,
     tool_choice: str = "required",
     max_tokens: int = 256,
@@ -80,27 +88,27 @@ def eval_toolcalls(
     progress: Progress = lambda _: None,
 ) -> ToolCallsReport:
     """Run each case through each target, cases of all categories interleaved, so a run cut
-    short still compares the targets on the same cases."""
-    from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel
-
+    short still compares the targets on the same cases. `model_spec` names the model as
+    `turnout chat --model` does; a bare catalog name is the in-process model."""
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
     per_category = [bfcl.load_cases(category, limit) for category in categories]
     cases = [case for group in _interleave(per_category) for case in group]
-    # llama-cpp-python's own decode for every target: the guards are under test here, and
-    # greedy output does not depend on the decode loop (speculation has its own benchmarks).
-    model = LlamaCppModel(
-        LlamaCppConfig(model=model_name, n_ctx=4096, n_threads=threads, drafter="off", calibrate=False)
-    )
+    model = open_eval_model(model_spec, threads, targets)
     # A record is also a resume point: an eval of hundreds of cases takes hours on a CPU, so a
     # run that is cut short carries on where it stopped instead of starting again.
     wanted = {case.id for case in cases}
     scored = {"plain", "plain+parser"} if "plain" in targets else set()
     scored |= {t for t in targets if t != "plain"}
-    outcomes = [
-        o for o in _read_record(record) if o.id in wanted and o.target in scored
-    ] if record and record.exists() else []
+    recorded = _read_record(record) if record and record.exists() else []
+    others = sorted({o.model for o in recorded if o.model not in (None, model.name)})
+    if others:
+        raise UsageError(
+            f"{record} holds outcomes of {', '.join(others)}, not {model.name}; "
+            "pass a new --record file for this model"
+        )
+    outcomes = [o for o in recorded if o.id in wanted and o.target in scored]
     done = {(o.id, o.target) for o in outcomes}
     if done:
         progress(f"resuming from {record}: {len(done)} outcomes already scored")
@@ -114,9 +122,10 @@ def eval_toolcalls(
                 if target == "plain":
                     found.extend(_plain_case(model, case, max_tokens))
                 else:
-                    model.config.constrain_tool_calls = target == "turnout"
+                    model.use_grammar(target == "turnout")
                     found.append(_turnout_case(model, case, target, tool_choice, max_tokens))
             for outcome in found:
+                outcome.model = model.name
                 outcomes.append(outcome)
                 if sink:
                     sink.write(outcome.model_dump_json() + "\n")
@@ -126,10 +135,79 @@ def eval_toolcalls(
                 + " ".join(f"{o.target}={'M' if o.match else ('v' if o.valid else 'x')}" for o in found)
             )
     finally:
-        model.config.constrain_tool_calls = True
+        model.use_grammar(True)
         if sink:
             sink.close()
     return ToolCallsReport(model=model.name, tool_choice=tool_choice, summaries=summarize(outcomes))
+
+
+class EvalModel:
+    """The model under test and the two ways to reach it: through turnout's runtime
+    (`runtime`, the guards) and without turnout (`plain`: one reply in the OpenAI
+    chat-completion shape, or None where the model does not speak that wire format)."""
+
+    def __init__(
+        self,
+        name: str,
+        runtime: Any,
+        plain: Callable[[dict[str, Any]], dict[str, Any]] | None,
+        use_grammar: Callable[[bool], None] = lambda _: None,
+    ) -> None:
+        self.name = name
+        self.runtime = runtime
+        self.plain = plain
+        self.use_grammar = use_grammar
+
+
+def open_eval_model(spec: str, threads: int | None, targets: list[str]) -> EvalModel:
+    """The model named by `spec`, checked against the targets asked for before any case runs."""
+    from turnout.agent.chat import target_for
+    from turnout.runtimes.registry import make_runtime
+
+    # A bare name is a catalog model, as `turnout eval toolcalls --model NAME` always meant.
+    is_bare = not any(mark in spec for mark in ("/", ":")) and not spec.endswith(".gguf")
+    target = target_for(f"local:{spec}" if is_bare else spec)
+    if target.runtime == "llama_cpp":
+        from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel
+
+        # llama-cpp-python's own decode for every target: the guards are under test here, and
+        # greedy output does not depend on the decode loop (speculation has its own benchmarks).
+        local = LlamaCppModel(
+            LlamaCppConfig(model=target.model, n_ctx=4096, n_threads=threads, drafter="off", calibrate=False)
+        )
+
+        def use_grammar(on: bool) -> None:
+            local.config.constrain_tool_calls = on
+
+        def plain_local(body: dict[str, Any]) -> dict[str, Any]:
+            reply: dict[str, Any] = local.llama.create_chat_completion(**body)
+            return reply
+
+        return EvalModel(local.name, local, plain_local, use_grammar)
+    local_only = [t for t in targets if t in LOCAL_ONLY]
+    if local_only:
+        raise UsageError(
+            f"--target {', '.join(local_only)} needs the in-process model, and {spec} is reached "
+            "over the network; use --target turnout and --target plain"
+        )
+    runtime = make_runtime(spec, target)
+    if hasattr(runtime.config, "stream"):
+        # Whole replies: the eval scores calls, not time to first token; a non-streamed reply
+        # carries the server's own token counts; and llama_cpp.server cuts a stream whose tool
+        # call was not forced.
+        runtime.config.stream = False
+    client = getattr(runtime, "client", None)
+    if "plain" in targets and client is None:
+        raise UsageError(
+            f"--target plain sends the OpenAI chat-completions format, which {spec} does not "
+            "take; use --target turnout"
+        )
+
+    def plain(body: dict[str, Any]) -> dict[str, Any]:
+        reply: dict[str, Any] = client.chat.completions.create(model=runtime.config.model, **body).model_dump()
+        return reply
+
+    return EvalModel(runtime.name, runtime, plain)
 
 
 def _interleave(groups: list[list[bfcl.BfclCase]]) -> list[list[bfcl.BfclCase]]:
@@ -156,28 +234,42 @@ def summarize(outcomes: list[CaseOutcome]) -> list[TargetSummary]:
 
 
 def _turnout_case(
-    model: Any, case: bfcl.BfclCase, target: str, tool_choice: str, max_tokens: int
+    model: EvalModel, case: bfcl.BfclCase, target: str, tool_choice: str, max_tokens: int
 ) -> CaseOutcome:
     tools = [bfcl.tool_spec(f) for f in case.functions]
     messages = [Message(role=m["role"], content=m["content"]) for m in case.messages]  # type: ignore[arg-type]
     started = time.perf_counter()
-    response = model.chat(
-        ChatRequest(messages=messages, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens)
-    )
+    try:
+        response = model.runtime.chat(
+            ChatRequest(messages=messages, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens)
+        )
+    except UpstreamFailure as exc:
+        if tool_choice != "required":
+            raise
+        raise UsageError(
+            f"{exc}. Not every server takes tool_choice \"required\" (llama_cpp.server answers "
+            "it with a 500); run again with --tool-choice auto, and --record to keep what was scored"
+        ) from exc
     seconds = time.perf_counter() - started
     calls = [(c.name, c.arguments) for c in response.tool_calls]
     return _score(case, target, calls, bool(calls), seconds, response.usage.completion_tokens)
 
 
-def _plain_case(model: Any, case: bfcl.BfclCase, max_tokens: int) -> list[CaseOutcome]:
-    """llama-cpp-python on its own: the GGUF's chat template, `tools=`, no grammar."""
+def _plain_case(model: EvalModel, case: bfcl.BfclCase, max_tokens: int) -> list[CaseOutcome]:
+    """The model on its own: its chat template (or server's tool support), `tools=`, no grammar."""
+    assert model.plain is not None  # open_eval_model refused `plain` for models without it
     started = time.perf_counter()
-    result: Any = model._llm.create_chat_completion(
-        messages=case.messages,
-        tools=[bfcl.openai_tool(f) for f in case.functions],
-        max_tokens=max_tokens,
-        temperature=0.0,
-        seed=0,
+    result = model.plain(
+        {
+            "messages": case.messages,
+            "tools": [bfcl.openai_tool(f) for f in case.functions],
+            # OpenAI's default when tools are sent, said out loud: llama_cpp.server ignores the
+            # tools of a request that names no tool_choice.
+            "tool_choice": "auto",
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "seed": 0,
+        }
     )
     seconds = time.perf_counter() - started
     message = result["choices"][0]["message"]
@@ -441,11 +533,13 @@ def add_arguments(sub: Any) -> None:
     ev = sub.add_parser(
         "eval", help="measure the guards: tool-call validity on BFCL, loop detection on traces",
         description="Evaluations of turnout's guards. `toolcalls` runs the Berkeley Function "
-        "Calling Leaderboard's single-turn questions through the local model with and without "
-        "turnout's parser and grammar; `loops` runs the shipped trace corpus through the loop "
+        "Calling Leaderboard's single-turn questions through a model (the in-process one by "
+        "default, or any that `turnout chat --model` reaches) with and without turnout's "
+        "parser, repairs and grammar; `loops` runs the shipped trace corpus through the loop "
         "detector.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  turnout eval toolcalls --category simple_python --limit 50\n"
+        "  turnout eval toolcalls --model ollama/qwen2.5-coder:1.5b --limit 200 --record ollama.jsonl\n"
         "  turnout eval loops --json",
     )
     esub = ev.add_subparsers(dest="eval_command", metavar="EVAL")
@@ -455,9 +549,13 @@ def add_arguments(sub: Any) -> None:
     tc.add_argument("--limit", type=int, default=None, metavar="N", help="first N cases of each category")
     tc.add_argument("--target", action="append", choices=list(TARGETS), default=None,
                     help="what to run (repeatable; default: turnout and plain)")
-    tc.add_argument("--model", default="qwen2.5-coder-1.5b", help="catalog model or .gguf path")
+    tc.add_argument("--model", default="qwen2.5-coder-1.5b", metavar="MODEL",
+                    help="the model under test: a catalog name or FILE.gguf (in process, the "
+                    "default qwen2.5-coder-1.5b), or as `turnout chat --model` names it: "
+                    "ollama/NAME, http://HOST:PORT/v1[#MODEL], openai/MODEL, anthropic/MODEL")
     tc.add_argument("--tool-choice", default="required",
-                    help="tool_choice for the turnout targets: required (default), auto")
+                    help="tool_choice for the turnout targets: required (default), auto; "
+                    "the plain target sends none, as a client that does not know turnout would")
     tc.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads")
     tc.add_argument("--record", type=Path, default=None, metavar="FILE.jsonl",
                     help="append each case's outcome to this file as it is scored; "

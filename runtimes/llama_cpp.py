@@ -96,6 +96,12 @@ class LlamaCppModel:
         self._path = path
         self._speculation: LocalSpeculation | None = None  # made on first use: it calibrates
 
+    @property
+    def llama(self) -> Any:
+        """The loaded `llama_cpp.Llama`, for comparisons with llama-cpp-python's own paths (the
+        `plain` target of `turnout eval toolcalls`)."""
+        return self._llm
+
     def speculation(self) -> LocalSpeculation:
         """turnout's own decode loop over this model (drafters, cost curve, session memory)."""
         if self._speculation is None:

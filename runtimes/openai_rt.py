@@ -97,6 +97,12 @@ class OpenAIChatModel:
             sleep=sleep,
         )
 
+    @property
+    def client(self) -> openai.OpenAI:
+        """The SDK client, for a request sent without turnout's guards (`turnout eval
+        toolcalls --target plain`); it does not retry, like every request of this runtime."""
+        return self._client
+
     def chat(self, request: ChatRequest) -> ChatResponse:
         params = self.request_params(request, native_tools=True)
         return self.retry_layer.chat(request, lambda: self.send_once(request, params))

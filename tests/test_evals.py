@@ -180,3 +180,11 @@ def test_a_damaged_record_is_named_with_its_line(tmp_path: Path) -> None:
     record.write_text('{"id": "simple_python_0", "category": "simple_pyth')
     with pytest.raises(UsageError, match=r"cases.jsonl:1 .*delete that line"):
         summarize_record(record)
+
+
+def test_the_plain_target_is_refused_for_a_model_without_the_openai_wire_format(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key")
+    with pytest.raises(UsageError, match="--target plain sends the OpenAI chat-completions format"):
+        eval_toolcalls(["simple_python"], 1, ["turnout", "plain"], "anthropic/claude-sonnet-4-5")

@@ -11,6 +11,7 @@ with a grammar) is parsed and validated. What a real server cannot be made to do
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -334,3 +335,32 @@ def test_a_history_with_a_tool_call_and_its_result_is_accepted_by_the_real_serve
 
     # llama_cpp.server answers 500 to an assistant turn whose content is null; "" it takes.
     assert response.attempts == 1 and response.usage.prompt_tokens > 10
+
+
+def test_eval_toolcalls_runs_bfcl_through_a_server_with_and_without_the_guards(
+    server: str, tmp_path: Path
+) -> None:
+    from turnout.agent.evals import eval_toolcalls
+
+    spec = f"{server}#smollm2-135m"
+    record = tmp_path / "server.jsonl"
+    report = eval_toolcalls(
+        ["simple_python"], 1, ["turnout", "plain"], spec, tool_choice="auto", max_tokens=48, record=record
+    )
+
+    by_target = {s.target: s for s in report.summaries}
+    assert set(by_target) == {"turnout", "plain", "plain+parser"}
+    assert all(s.cases == 1 and s.median_seconds > 0 for s in report.summaries)
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert {line["model"] for line in lines} == {spec}
+    assert all(line["why"] or line["match"] for line in lines)  # every outcome says why it missed
+
+    # A record belongs to one model: resuming it with another is refused, naming both.
+    with pytest.raises(UsageError, match=r"holds outcomes of .*#smollm2-135m, not .*#other"):
+        eval_toolcalls(["simple_python"], 1, ["turnout"], f"{server}#other", record=record)
+    # The grammar is the in-process model's; a server cannot be run without it.
+    with pytest.raises(UsageError, match="needs the in-process model"):
+        eval_toolcalls(["simple_python"], 1, ["turnout-nogrammar"], spec)
+    # This server answers tool_choice "required" with a 500: the error says what to run instead.
+    with pytest.raises(UsageError, match="--tool-choice auto"):
+        eval_toolcalls(["simple_python"], 1, ["turnout"], spec, max_tokens=8)
