@@ -138,6 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     from turnout.bench.speculative import add_arguments as add_bench_arguments
 
     add_bench_arguments(bspec)
+    bceil = bsub.add_parser(
+        "ceiling", help="what speculation could gain on those workloads, on this machine and a GPU",
+        description="Records the workloads' plain greedy outputs once, then replays them through "
+        "the suffix drafter without the model: the speedup its own draft lengths would give "
+        "(modelled) and the most its proposals could give (oracle: each verified exactly up to "
+        "its first wrong token), priced with this machine's calibrated batch cost curve and with "
+        "DESIGN.md's H100 curve.",
+    )
+    from turnout.bench.ceiling import add_arguments as add_ceiling_arguments
+
+    add_ceiling_arguments(bceil)
     return parser
 
 
@@ -168,12 +179,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "explain":
             return cmd_explain(args)
         if args.command == "bench":
-            if args.bench_command != "speculative":
-                parser.parse_args(["bench", "--help"])
-                return 2
-            from turnout.bench.speculative import run_cli
+            if args.bench_command == "speculative":
+                from turnout.bench.speculative import run_cli
 
-            return run_cli(args, say)
+                return run_cli(args, say)
+            if args.bench_command == "ceiling":
+                from turnout.bench.ceiling import run_cli as run_ceiling
+
+                return run_ceiling(args, say)
+            parser.parse_args(["bench", "--help"])
+            return 2
         if args.command == "eval":
             from turnout.agent.evals import cmd_eval
 

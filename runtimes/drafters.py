@@ -3,9 +3,10 @@
 - `SuffixDrafter`: model-free. It remembers every token of the session (earlier prompts, outputs
   and tool results, and the current prompt and output) and drafts the continuation of the
   longest earlier match of the text just generated, in the spirit of SuffixDecoding
-  (arXiv 2411.04975). Continuations seen more often and after longer matches weigh more; its
-  confidence in a token grows with the match length and is learned from the target's recent
-  verdicts, so it drafts nothing where it has been wrong.
+  (arXiv 2411.04975). Continuations seen more often, more recently and after longer matches
+  weigh more; its confidence in a token grows with the match length and is learned from the
+  target's recent verdicts, so it drafts nothing where it has been wrong (and tries again once
+  the text has moved on).
 - `DraftModelDrafter`: a small model with the same tokenizer (Qwen2.5-Coder-0.5B for the 1.5B)
   drafting greedily on its own KV cache, which it keeps in step with the target's context.
 - `NoDrafter`: drafts nothing (plain decoding through the same loop).
@@ -26,6 +27,10 @@ SEPARATOR = -1  # between documents in the suffix index; never a real token
 # stopped drafting for good on markdown and session (30 tokens drafted instead of ~200).
 MATCH_BUCKETS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 PRIOR_ACCEPTANCE = (0.30, 0.45, 0.55, 0.65, 0.72, 0.80, 0.85, 0.90, 0.93, 0.95, 0.96)
+
+
+RECENCY = 0.8  # a candidate's vote against the next newer one's: two older agreeing still outvote it
+STREAK_DECAY_TOKENS = 8  # each this many tokens without a verdict forgives one rejection
 
 
 def _bucket(match_length: int) -> int:
@@ -159,6 +164,8 @@ class SuffixDrafter:
         self.min_match = min_match
         self.acceptance = list(PRIOR_ACCEPTANCE)
         self.rejection_streak = 0
+        self._streak_at = 0  # context length when the streak last changed
+        self._context_length = 0  # at the last proposal
         self._last_buckets: list[int] = []
 
     def reset(self) -> None:
@@ -186,6 +193,7 @@ class SuffixDrafter:
 
     def propose(self, context: Sequence[int], max_tokens: int) -> Draft:
         self._sync(context)
+        self._context_length = len(context)
         found = self.index.matches(context)
         found = [(p, m) for p, m in found if m >= self.min_match]
         if not found or max_tokens <= 0:
@@ -193,8 +201,11 @@ class SuffixDrafter:
             return Draft(tokens=[], confidence=[])
         tokens = self.index.tokens
         end = len(tokens)
-        # Candidates vote for a continuation with weight growing with their match length.
-        weights = [float(m * m) for _, m in found]
+        # Candidates vote for a continuation with weight growing with their match length and
+        # with recency: an agent copies the latest version of a file, not the first one.
+        newest_first = sorted(range(len(found)), key=lambda i: -found[i][0])
+        age = {i: rank for rank, i in enumerate(newest_first)}
+        weights = [float(m * m) * RECENCY ** age[i] for i, (_, m) in enumerate(found)]
         votes: dict[int, float] = {}
         for (p, _), w in zip(found, weights):
             votes[tokens[p]] = votes.get(tokens[p], 0.0) + w
@@ -206,7 +217,7 @@ class SuffixDrafter:
         confidence: list[float] = []
         buckets: list[int] = []
         agreed_before = 1.0
-        penalty = 0.75 ** min(self.rejection_streak, 6)
+        penalty = 0.75 ** min(self._current_streak(), 6)
         for i in range(max_tokens):
             at = leader_pos + i
             if at >= end or tokens[at] == SEPARATOR:
@@ -233,7 +244,15 @@ class SuffixDrafter:
             elif i == accepted:
                 self.acceptance[bucket] += rate * (0.0 - self.acceptance[bucket])
                 break
-        self.rejection_streak = 0 if accepted == drafted else self.rejection_streak + 1
+        self.rejection_streak = 0 if accepted == drafted else self._current_streak() + 1
+        self._streak_at = self._context_length
+
+    def _current_streak(self) -> int:
+        # Recent rejections make drafting shy; the shyness wears off as text goes by without a
+        # verdict, or one wrong stretch would stop drafting for the rest of the session (no
+        # drafts, so no accepted draft to reset the streak).
+        quiet = max(self._context_length - self._streak_at, 0) // STREAK_DECAY_TOKENS
+        return max(self.rejection_streak - quiet, 0)
 
     def finish(self, context: Sequence[int]) -> None:
         self._sync(context)

@@ -112,3 +112,30 @@ def test_draft_length_follows_the_cost_curve_and_the_confidence() -> None:
 def test_the_drafters_satisfy_the_protocol() -> None:
     assert isinstance(SuffixDrafter(), Drafter)
     assert isinstance(NoDrafter(), Drafter)
+
+
+def test_the_newest_copy_outvotes_an_older_one_whose_match_is_a_token_longer() -> None:
+    # An agent copies the latest version of a file, not the first it saw.
+    drafter = SuffixDrafter(min_match=3)
+    shared = list(range(10, 20))
+    session = [1, 9, *shared, 50, 2, *shared, 60, 3]
+    drafter.begin(session)
+    # The older copy matches 11 tokens back (9 too), the newer one 10.
+    assert drafter.propose([*session, 9, *shared], 1).tokens == [60]
+
+
+def test_shyness_after_rejections_wears_off_as_text_goes_by() -> None:
+    sequence = list(range(200, 260))
+    drafter = SuffixDrafter()
+    drafter.begin(sequence)
+    context = [*sequence, *sequence[:10]]
+    for _ in range(5):
+        drafter.propose(context, 4)
+        drafter.feedback(4, 0)
+    shy = drafter.propose(context, 4).confidence[0]
+    # 48 tokens the drafter had nothing to say about, then a copy of the start again: a stretch
+    # of wrong drafts must not keep it from drafting for the rest of the session.
+    later = [*context, *range(500, 548), *sequence[10:20]]
+    recovered = drafter.propose(later, 4)
+    assert recovered.tokens == sequence[20:24]
+    assert recovered.confidence[0] > 3 * shy
