@@ -154,20 +154,32 @@ def test_the_kv_cache_is_rolled_back_to_the_accepted_tokens_after_a_partial_acce
         truth = expected[len(out) : len(out) + n]
         return truth[:2] + [(t + 7) % 1000 for t in truth[2:]]
 
+    # Before every draft the cache holds the prompt and the output but its newest token (the
+    # target's latest choice, evaluated with the next batch), and llama.cpp agrees on how many
+    # positions that is: no rejected draft was left behind.
+    seen: list[tuple[list[int], int, list[int]]] = []
+
+    class Watching(ScriptedDrafter):
+        def propose(self, context: Sequence[int], max_tokens: int) -> Draft:
+            seen.append((decoder.cached_tokens, decoder.kv_positions(), list(context)))
+            return super().propose(context, max_tokens)
+
     result = decoder.generate(
-        prompt, max_tokens=20, drafter=ScriptedDrafter(len(prompt), two_right_then_wrong)
+        prompt, max_tokens=20, drafter=Watching(len(prompt), two_right_then_wrong)
     )
     assert result.tokens == expected[:20]
     # Every step took exactly two drafts, but the last, which may stop early at max_tokens.
     assert 2 * (result.draft_steps - 1) <= result.accepted <= 2 * result.draft_steps
-    # The cache holds the prompt and the output (the last token too if it was an accepted
-    # draft, since drafts are evaluated), and llama.cpp agrees on how many positions that is:
-    # no rejected draft was left behind.
+    assert len(seen) == result.draft_steps
+    for cached, positions, context in seen:
+        assert cached == context[:-1]
+        assert positions == len(cached)
+    # Afterwards the cache holds the prompt and the output (the last token too if it was an
+    # accepted draft), and a later call that continues the same text reuses it.
     cached = decoder.cached_tokens
     assert len(prompt) + 19 <= len(cached) <= len(prompt) + 20
     assert cached == (prompt + expected[:20])[: len(cached)]
     assert decoder.kv_positions() == len(cached)
-    # A later call that continues the same text reuses that cache and decodes the same tokens.
     again = decoder.generate(prompt + expected[:10], max_tokens=10, drafter=NoDrafter())
     assert again.cached_prompt_tokens == len(prompt) + 9
     assert again.tokens == expected[10:20]
