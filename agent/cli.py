@@ -142,9 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
         "ceiling", help="what speculation could gain on those workloads, on this machine and a GPU",
         description="Records the workloads' plain greedy outputs once, then replays them through "
         "the suffix drafter without the model: the speedup its own draft lengths would give "
-        "(modelled) and the most its proposals could give (oracle: each verified exactly up to "
-        "its first wrong token), priced with this machine's calibrated batch cost curve and with "
-        "DESIGN.md's H100 curve.",
+        "(modelled), the most its proposals could give (oracle: each verified exactly up to "
+        "its first wrong token) and the most any drafter that copies from the session could give "
+        "(bound: right about every token that followed the same token earlier in the session), "
+        "priced with this machine's calibrated batch cost curve and with DESIGN.md's H100 curve.",
     )
     from turnout.bench.ceiling import add_arguments as add_ceiling_arguments
 
