@@ -113,8 +113,10 @@ def eval_toolcalls(
     if done:
         progress(f"resuming from {record}: {len(done)} outcomes already scored")
     sink = record.open("a", encoding="utf-8") if record else None
+    took: list[float] = []  # seconds per case actually run (not resumed), for the time left
     try:
         for index, case in enumerate(cases, 1):
+            started = time.perf_counter()
             found: list[CaseOutcome] = []
             for target in targets:
                 if (case.id, target) in done:
@@ -130,15 +132,31 @@ def eval_toolcalls(
                 if sink:
                     sink.write(outcome.model_dump_json() + "\n")
                     sink.flush()
+            if found:
+                took.append(time.perf_counter() - started)
             progress(
                 f"{index}/{len(cases)} {case.id}: "
                 + " ".join(f"{o.target}={'M' if o.match else ('v' if o.valid else 'x')}" for o in found)
+                + time_left(took, len(cases) - index)
             )
     finally:
         model.use_grammar(True)
         if sink:
             sink.close()
     return ToolCallsReport(model=model.name, tool_choice=tool_choice, summaries=summarize(outcomes))
+
+
+def time_left(seconds_per_case: list[float], cases_left: int) -> str:
+    """'  (about 1h58m left)' from the recent cases' median pace; '' when nothing is left or
+    nothing has been timed yet."""
+    if cases_left <= 0 or not seconds_per_case:
+        return ""
+    pace = statistics.median(seconds_per_case[-20:])  # recent: the machine's load changes
+    minutes = round(pace * cases_left / 60)
+    if minutes < 1:
+        return "  (under a minute left)"
+    hours, minutes = divmod(minutes, 60)
+    return f"  (about {hours}h{minutes:02d}m left)" if hours else f"  (about {minutes}m left)"
 
 
 class EvalModel:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from turnout.agent import bfcl
 from turnout.agent.cli import main
-from turnout.agent.evals import eval_loops, eval_toolcalls, summarize_record
+from turnout.agent.evals import eval_loops, eval_toolcalls, summarize_record, time_left
 from turnout.runtimes import models
 from turnout.runtimes.errors import UsageError
 from turnout.runtimes.grammar import compiled_grammar
@@ -173,6 +173,16 @@ def test_eval_toolcalls_scores_both_targets_and_records_every_case(tmp_path: Pat
     assert again.summaries == report.summaries
     assert len(record.read_text().splitlines()) == 3
     assert any("resuming" in line and "3 outcomes" in line for line in said)
+
+
+def test_the_progress_line_says_how_long_is_left_from_the_recent_pace() -> None:
+    assert time_left([20.0, 22.0, 18.0], 364) == "  (about 2h01m left)"
+    assert time_left([20.0] * 5, 3) == "  (about 1m left)"
+    assert time_left([20.0], 1) == "  (under a minute left)"
+    # The recent pace counts: a slow start (loading, a busy machine) stops weighing in.
+    assert time_left([300.0] * 5 + [20.0] * 20, 30) == "  (about 10m left)"
+    assert time_left([], 10) == ""  # nothing timed yet (every case so far was resumed)
+    assert time_left([20.0], 0) == ""
 
 
 def test_a_damaged_record_is_named_with_its_line(tmp_path: Path) -> None:
