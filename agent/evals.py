@@ -499,8 +499,14 @@ def _tokenizer() -> tuple[Callable[[str], list[Any]], str]:
     for name in (models.DEFAULT_MODEL, models.TEST_MODEL):
         if models.is_installed(name):
             import llama_cpp
+            from llama_cpp._utils import suppress_stdout_stderr
 
-            vocab = llama_cpp.Llama(model_path=str(models.resolve(name)), vocab_only=True, verbose=False)
+            # A vocabulary-only load still makes a context and llama.cpp warns that it is
+            # longer than the (absent) training context: noise on the user's terminal.
+            with suppress_stdout_stderr(disable=False):
+                vocab = llama_cpp.Llama(
+                    model_path=str(models.resolve(name)), vocab_only=True, verbose=False
+                )
 
             def tokenize(text: str, vocab: Any = vocab) -> list[Any]:
                 return vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False)
