@@ -150,6 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     from turnout.bench.ceiling import add_arguments as add_ceiling_arguments
 
     add_ceiling_arguments(bceil)
+    bctx = bsub.add_parser(
+        "context", help="the context cliff: speed, first-token time and KV memory as the prompt grows",
+        description="Prefill tok/s, time to first token cold and with the prefix cached (an "
+        "agent's next turn), decode tok/s, KV cache MB and greedy exactness at each prompt "
+        "length, for each KV cache setting (f16, f16 with flash attention, q8_0 with flash "
+        "attention), side by side in one process. The prompt is turnout's own source cut to "
+        "each length. The defaults take about ten minutes on 2 CPU cores.",
+    )
+    from turnout.bench.context import add_arguments as add_context_arguments
+
+    add_context_arguments(bctx)
     return parser
 
 
@@ -188,6 +199,10 @@ def main(argv: list[str] | None = None) -> int:
                 from turnout.bench.ceiling import run_cli as run_ceiling
 
                 return run_ceiling(args, say)
+            if args.bench_command == "context":
+                from turnout.bench.context import run_cli as run_context
+
+                return run_context(args, say)
             parser.parse_args(["bench", "--help"])
             return 2
         if args.command == "eval":
