@@ -143,6 +143,10 @@ def build_graph(
             calls=[c.name for c in response.tool_calls], problems=response.problems,
             prompt_tokens=response.usage.prompt_tokens,
             completion_tokens=response.usage.completion_tokens,
+            # How much of the prompt came from the runtime's cache, and what the rest cost: on a
+            # CPU a cold 8k-token prompt takes minutes, a reused one seconds (bench context).
+            cached_prompt_tokens=response.stats.cached_prompt_tokens,
+            prefill_s=round(response.stats.prefill_seconds, 2),
             decode_tps=round(response.stats.decode_tps, 2),
         )
         update: RunState = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from turnout.agent.cli import main
 from turnout.runtimes import models
-from turnout.runtimes.base import ChatRequest, Message, ToolSpec
+from turnout.runtimes.base import ChatRequest, Message, ToolCall, ToolSpec
 from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel, to_text_protocol
 
 pytestmark = pytest.mark.model
@@ -49,6 +49,25 @@ def test_greedy_decoding_is_reproducible_and_reuses_the_cached_prompt(tiny: Llam
 
     assert first.raw_text == second.raw_text
     assert second.stats.cached_prompt_tokens > 0
+
+
+def test_the_next_agent_turn_reuses_the_whole_previous_prompt_from_the_cache(tiny: LlamaCppModel) -> None:
+    # On a CPU a cold prompt of a few thousand tokens takes minutes (bench context): the text
+    # protocol must only ever append, so each step evaluates just the new call and result.
+    messages = [
+        Message(role="system", content="You fix bugs with the tools."),
+        Message(role="user", content="Read calc.py."),
+    ]
+    first = tiny.chat(ChatRequest(messages=messages, tools=[READ_FILE], max_tokens=24))
+    call = ToolCall(id="c1", name="read_file", arguments={"path": "calc.py"})
+    messages += [
+        Message(role="assistant", content="", tool_calls=[call]),
+        Message(role="tool", tool_call_id="c1", name="read_file", content="def add(a, b):\n    return a - b\n"),
+    ]
+    second = tiny.chat(ChatRequest(messages=messages, tools=[READ_FILE], max_tokens=8))
+
+    assert second.stats.cached_prompt_tokens >= first.stats.prompt_tokens
+    assert second.stats.prompt_tokens > second.stats.cached_prompt_tokens
 
 
 def test_tool_calls_in_the_reply_are_parsed_against_the_offered_tools(
