@@ -208,8 +208,11 @@ class _NoLocalModel:
         raise RuntimeFailure("no local model is loaded in this chat; switch with /model local")
 
 
-def build_router(spec: str, repo: Path, logger: Any) -> Any:
-    """A policy router whose only target is the chosen model, with the repository's labels."""
+def build_router(
+    spec: str, repo: Path, logger: Any, progress: Callable[[str], None] | None = None
+) -> Any:
+    """A policy router whose only target is the chosen model, with the repository's labels.
+    `progress` hears about long prompt evaluations on the in-process model."""
     from turnout.router.audit import AuditLog
     from turnout.router.policy import load_policy
     from turnout.router.router import PolicyRouter
@@ -221,7 +224,7 @@ def build_router(spec: str, repo: Path, logger: Any) -> Any:
     if target.runtime == "llama_cpp":
         from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel
 
-        local = LlamaCppModel(LlamaCppConfig(model=target.model))
+        local = LlamaCppModel(LlamaCppConfig(model=target.model), progress=progress)
     models, unavailable = build_targets(policy, local, logger=logger)
     if "chat" in unavailable:
         raise UsageError(f"--model {spec}: {unavailable['chat']}")
@@ -410,7 +413,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             prompt = " ".join(args.prompt) if args.prompt else sys.stdin.read()
             if not prompt.strip():
                 raise UsageError("turnout chat --json needs a prompt: as arguments or on stdin")
-            router = build_router(args.model, repo, logger)
+            router = build_router(
+                args.model, repo, logger, lambda line: print(f"turnout: {line}", file=out, flush=True)
+            )
             with McpHost(servers, errlog=errlog, roots=[repo], strict=False) as host:
                 warn_failed(host, out)
                 guarded = GuardedHost(
@@ -451,7 +456,11 @@ def interactive(
     say = print
     readline = enable_line_editing(chat_dir / "input_history")
     say(f"turnout chat: loading {args.model} ...")
-    router = build_router(args.model, repo, logger)
+
+    def progress(line: str) -> None:
+        say(f"  ({line})")
+
+    router = build_router(args.model, repo, logger, progress)
     model_spec = args.model
     history = ChatHistory(chat_dir / "history.json", ChatSettings().history_messages)
     with McpHost(servers, errlog=errlog, roots=[repo], strict=False) as host:
@@ -500,7 +509,7 @@ def interactive(
                 elif command == "/model":
                     if rest:
                         try:
-                            session.model = build_router(rest, repo, logger)
+                            session.model = build_router(rest, repo, logger, progress)
                             model_spec = rest
                         except UsageError as exc:
                             say(f"turnout: {exc}")

@@ -242,7 +242,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_resume(repo, args.resume)
     say(f"turnout: loading {args.model} ...")
     model = LlamaCppModel(
-        LlamaCppConfig(model=args.model, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers)
+        LlamaCppConfig(model=args.model, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers),
+        progress=lambda line: say(f"turnout: {line}"),
     )
     report = run_task(
         args.task,

@@ -184,11 +184,15 @@ class SpeculativeDecoder:
         for start in range(0, len(tokens), self._n_batch):
             self._decode(tokens[start : start + self._n_batch], "last")
 
-    def prefill(self, prompt: Sequence[int]) -> int:
+    def prefill(
+        self, prompt: Sequence[int], on_progress: Callable[[int, int, int], None] | None = None
+    ) -> int:
         """Bring the cache to `prompt`, reusing the common prefix; returns tokens reused.
 
         Leaves the logits of the prompt's last token in row 0 ... n-1 of the last batch; the
-        caller samples from the last row.
+        caller samples from the last row. `on_progress(done, new, reused)` is called before the
+        first batch and after each, `new` being the tokens this call evaluates (a cold prompt of
+        a few thousand tokens takes minutes on a CPU).
         """
         common = 0
         for a, b in zip(self._kv, prompt):
@@ -199,7 +203,14 @@ class SpeculativeDecoder:
             common -= 1  # re-evaluate the last prompt token: its logits are needed
         self._truncate(common)
         common = len(self._kv)
-        self.append(list(prompt[common:]))
+        fresh = list(prompt[common:])
+        if on_progress is None:
+            self.append(fresh)
+            return common
+        on_progress(0, len(fresh), common)
+        for start in range(0, len(fresh), self._n_batch):
+            self.append(fresh[start : start + self._n_batch])
+            on_progress(min(start + self._n_batch, len(fresh)), len(fresh), common)
         return common
 
     # --- generation ------------------------------------------------------------------
@@ -214,11 +225,13 @@ class SpeculativeDecoder:
         seed: int = 0,
         grammar: Any = None,
         on_token: Callable[[int], bool] | None = None,
+        on_prefill: Callable[[int, int, int], None] | None = None,
     ) -> Generation:
         """Generate up to `max_tokens` tokens after `prompt`.
 
         `grammar` is an optional `llama_cpp.LlamaGrammar` (or GBNF text) that constrains every
         chosen token. `on_token` may return True to stop early (e.g. a stop string was seen).
+        `on_prefill` follows the prompt's evaluation (see `prefill`).
         """
         if not prompt:
             raise UsageError("cannot generate from an empty prompt: pass at least one token")
@@ -232,7 +245,9 @@ class SpeculativeDecoder:
         self._claim_context()
         sampler = self._make_sampler(temperature, seed, grammar)
         try:
-            return self._run(prompt, max_tokens, drafter, sampler, on_token, temperature <= 0)
+            return self._run(
+                prompt, max_tokens, drafter, sampler, on_token, temperature <= 0, on_prefill
+            )
         finally:
             self._lib.llama_sampler_free(sampler)
 
@@ -244,10 +259,11 @@ class SpeculativeDecoder:
         sampler: Any,
         on_token: Callable[[int], bool] | None,
         greedy: bool,
+        on_prefill: Callable[[int, int, int], None] | None = None,
     ) -> Generation:
         lib = self._lib
         started = time.perf_counter()
-        reused = self.prefill(prompt)
+        reused = self.prefill(prompt, on_prefill)
         drafter.begin(prompt)
         pending = lib.llama_sampler_sample(sampler, self._ctx, -1)
         prefill_done = time.perf_counter()
@@ -496,6 +512,7 @@ class LocalSpeculation:
         drafter: str,
         grammar: Any = None,
         on_token: Callable[[int], bool] | None = None,
+        on_prefill: Callable[[int, int, int], None] | None = None,
     ) -> tuple[str, Generation, float]:
         """The reply's text, how it was generated, and the peak memory (MiB) during the call."""
         prompt = self.prompt_tokens(messages)
@@ -503,6 +520,7 @@ class LocalSpeculation:
         generation = self.decoder.generate(
             prompt, max_tokens=max_tokens, drafter=self.drafter(drafter),
             temperature=temperature, seed=seed, grammar=grammar, on_token=on_token,
+            on_prefill=on_prefill,
         )
         text = self._llm.detokenize(generation.tokens, prev_tokens=prompt).decode(
             "utf-8", errors="ignore"

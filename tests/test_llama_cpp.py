@@ -70,6 +70,27 @@ def test_the_next_agent_turn_reuses_the_whole_previous_prompt_from_the_cache(tin
     assert second.stats.prompt_tokens > second.stats.cached_prompt_tokens
 
 
+def test_a_long_prompt_is_reported_while_it_is_read_and_a_cached_one_is_not() -> None:
+    lines: list[str] = []
+    model = LlamaCppModel(
+        LlamaCppConfig(
+            model=models.TEST_MODEL, n_ctx=2048, n_threads=2, calibrate=False, progress_min_tokens=600
+        ),
+        progress=lines.append,
+    )
+    words = " ".join(f"item{i}" for i in range(230))  # two of llama.cpp's 512-token batches
+    request = ChatRequest(messages=[Message(role="user", content=f"Count these: {words}")], max_tokens=2)
+    first = model.chat(request)
+    evaluated = first.stats.prompt_tokens - first.stats.cached_prompt_tokens
+
+    assert evaluated > 600
+    assert lines[0] == f"reading a {first.stats.prompt_tokens:,}-token prompt ({evaluated:,} new, 0 from the cache) ..."
+    assert lines[-1].startswith(f"read {evaluated:,} prompt tokens in ")
+    lines.clear()
+    model.chat(request)  # the same prompt again: the cache holds it, nothing to report
+    assert lines == []
+
+
 def test_tool_calls_in_the_reply_are_parsed_against_the_offered_tools(
     tiny: LlamaCppModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
