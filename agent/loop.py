@@ -58,6 +58,8 @@ class RunState(TypedDict, total=False):
     originals: dict[str, str | None]  # content of each edited file before the run touched it
     prompt_tokens: int
     completion_tokens: int
+    cached_prompt_tokens: int  # of prompt_tokens, those the runtime took from its KV cache
+    model_seconds: float  # time the model spent reading prompts and writing replies
     invalid_calls: int
     tool_errors: int
     loop: dict[str, Any]  # the LoopDetector's memory, checkpointed with the rest
@@ -153,6 +155,10 @@ def build_graph(
             "step": step + 1,
             "prompt_tokens": state["prompt_tokens"] + response.usage.prompt_tokens,
             "completion_tokens": state["completion_tokens"] + response.usage.completion_tokens,
+            # .get: runs checkpointed before these were counted resume with them at zero.
+            "cached_prompt_tokens": state.get("cached_prompt_tokens", 0) + response.stats.cached_prompt_tokens,
+            "model_seconds": state.get("model_seconds", 0.0)
+            + response.stats.prefill_seconds + response.stats.decode_seconds,
         }
         history = list(state["messages"])
         if response.tool_calls:

@@ -48,6 +48,7 @@ class Tokens(BaseModel):
     prompt: int
     completion: int
     total: int
+    cached_prompt: int = 0  # of `prompt`, those read from the local runtime's KV cache
 
 
 class RunReport(BaseModel):
@@ -58,6 +59,7 @@ class RunReport(BaseModel):
     steps: int
     tokens: Tokens
     wall_seconds: float
+    model_seconds: float = 0.0  # of wall_seconds, the model's (prefill and decode, as it reports)
     files_changed: list[str]
     tests_before: TestSummary
     tests_after: TestSummary
@@ -175,8 +177,12 @@ def make_report(
         run_id=run_id,
         exit_status=status,
         steps=state.get("step", 0),
-        tokens=Tokens(prompt=prompt, completion=completion, total=prompt + completion),
+        tokens=Tokens(
+            prompt=prompt, completion=completion, total=prompt + completion,
+            cached_prompt=state.get("cached_prompt_tokens", 0),
+        ),
         wall_seconds=round(wall, 2),
+        model_seconds=round(state.get("model_seconds", 0.0), 2),
         files_changed=changed,
         tests_before=TestSummary(exit_code=before.exit_code, summary=before.summary, passed=before.passed),
         tests_after=TestSummary(exit_code=after.exit_code, summary=after.summary, passed=after.passed),
@@ -210,8 +216,9 @@ def render(report: RunReport) -> str:
         f"  files changed: {', '.join(report.files_changed) or 'none'}",
         (
             f"  steps: {report.steps}   tokens: {report.tokens.total} "
-            f"({report.tokens.prompt} prompt, {report.tokens.completion} completion)   "
-            f"wall: {report.wall_seconds:.1f}s   model: {report.model}"
+            f"({report.tokens.prompt} prompt, {report.tokens.cached_prompt} of it cached; "
+            f"{report.tokens.completion} completion)   "
+            f"wall: {report.wall_seconds:.1f}s (model {report.model_seconds:.1f}s)   model: {report.model}"
         ),
         f"  log: {report.run_dir}/events.jsonl",
     ]

@@ -144,3 +144,6 @@ def test_turnout_run_json_on_the_tiny_model_prints_one_report_object(
     assert {"exit_status", "steps", "tests_passed", "files_changed", "tokens"} <= report.keys()
     assert report["steps"] == 1 and report["tokens"]["total"] > 0, report["error"]
     assert report["tests_before"]["passed"] is False
+    # The model's own time (prefill and decode, as the runtime measured it) is part of the wall time.
+    assert 0 < report["model_seconds"] <= report["wall_seconds"]
+    assert 0 <= report["tokens"]["cached_prompt"] < report["tokens"]["prompt"]
