@@ -179,10 +179,15 @@ class SpeculativeDecoder:
             )
         self._kv.extend(tokens)
 
-    def append(self, tokens: Sequence[int]) -> None:
-        """Evaluate tokens after the cached ones, keeping only the last row's logits."""
+    def append(
+        self, tokens: Sequence[int], after_batch: Callable[[int], None] | None = None
+    ) -> None:
+        """Evaluate tokens after the cached ones, keeping only the last row's logits.
+        `after_batch(done)` hears how many of `tokens` are evaluated after each batch."""
         for start in range(0, len(tokens), self._n_batch):
             self._decode(tokens[start : start + self._n_batch], "last")
+            if after_batch is not None:
+                after_batch(min(start + self._n_batch, len(tokens)))
 
     def prefill(
         self, prompt: Sequence[int], on_progress: Callable[[int, int, int], None] | None = None
@@ -204,13 +209,11 @@ class SpeculativeDecoder:
         self._truncate(common)
         common = len(self._kv)
         fresh = list(prompt[common:])
-        if on_progress is None:
-            self.append(fresh)
-            return common
-        on_progress(0, len(fresh), common)
-        for start in range(0, len(fresh), self._n_batch):
-            self.append(fresh[start : start + self._n_batch])
-            on_progress(min(start + self._n_batch, len(fresh)), len(fresh), common)
+        after_batch = None
+        if on_progress is not None:
+            on_progress(0, len(fresh), common)
+            after_batch = lambda done: on_progress(done, len(fresh), common)
+        self.append(fresh, after_batch)
         return common
 
     # --- generation ------------------------------------------------------------------
