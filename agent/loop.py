@@ -1,90 +1,136 @@
-"""The agent loop, as a LangGraph graph checkpointed to SQLite.
+"""The agent loop of `turnout run`: localize, propose, verify by tests, land the winner.
 
-    prepare -> model -> tools -> model -> ... -> END
+    prepare -> propose -> verify -> verify ... -> land -> END
+                  ^          |
+                  +----------+  (no candidate passed and rounds remain)
 
-`prepare` runs the tests once and puts what a small model needs in front of it: the task, the
-failing output, and the source files the failure names (a 1.5B model that must discover them by
-itself tends to edit the assertion instead). `model` asks the router for a reply; only calls that
-parsed and validated enter the history, and the model sees the error for any that did not.
-`tools` runs the calls through the MCP host; after an edit that applied, the loop runs the tests
-itself and stops as soon as they pass. Every state change is checkpointed, so a killed run
-resumes from its last completed step.
+`prepare` runs the tests once, decides what the run is for (repair failing tests, or do a task
+while keeping them green) and puts the code that matters in front of the model: the modules the
+failing tests import, the files the traceback and the task name, and a map of the rest.
+`propose` asks for edits in plain markdown (whole files, or SEARCH/REPLACE blocks for files too
+large to rewrite): first one greedy reply, then several sampled ones, then a reflection round
+that shows the model what its best try still gets wrong. `verify` tries one candidate at a time
+on a scratch copy of the repository; `land` writes the first that passes into the user's tree
+as one all-or-nothing patch. Failure is cheap: a candidate that fails costs a test run, never
+the user's files. Every node's result is checkpointed, so a killed run resumes where it stopped
+and never lands an edit twice.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field
-from turnout.agent.guards import LoopConfig, LoopDetector, LoopVerdict
-from turnout.agent.testrun import TestOutcome, files_named_in, is_test_file, parse_test_result
-from turnout.runtimes.base import ChatModel, ChatRequest, Message, ToolCall, ToolHost, ToolResult
+from turnout.agent import prompts
+from turnout.agent.edits import Edit, parse_reply
+from turnout.agent.localize import localize, repo_map
+from turnout.agent.testrun import TestOutcome, is_test_file, parse_test_result
+from turnout.agent.workspace import Scratch, Trial, land
+from turnout.runtimes.base import ChatModel, ChatRequest, ChatResponse, Message, ToolHost
 
-EDIT_TOOLS = frozenset({"replace_in_file", "write_file", "apply_patch"})
-TEST_TOOL = "run_tests"
-
-SYSTEM_PROMPT = """\
-You are turnout, a careful coding agent working in a repository. Your job: make the failing \
-tests pass by fixing the code under test. Never change the tests themselves.
-Edit with replace_in_file, copying `old` exactly from the file as shown (whole lines, same \
-indentation), or with write_file and the whole corrected file. After an edit the tests run \
-automatically and you see the result."""
+Mode = Literal["repair", "task"]
 
 
 class AgentConfig(BaseModel):
-    """How one run behaves."""
+    """How one run behaves. Every bound is here, with a default that suits a 1.5B model on a CPU."""
 
-    max_steps: int = Field(default=12, description="model replies allowed before giving up")
-    max_tokens: int = Field(default=1024, description="tokens per model reply")
-    temperature: float = Field(default=0.0, description="0 = greedy, reproducible")
-    context_chars: int = Field(default=12_000, description="budget for files put in the prompt")
-    protect_tests: bool = Field(
-        default=True, description="refuse edits to test files: the tests are the specification"
+    max_steps: int = Field(default=12, ge=1, description="model calls allowed in the whole run")
+    max_tokens: int = Field(default=3072, ge=64, description="most tokens one reply may have")
+    context_chars: int = Field(
+        default=10_000, ge=1000, description="budget for the files shown whole in the first prompt"
     )
-    loop: LoopConfig = Field(default_factory=LoopConfig, description="when a run is going in circles")
+    map_chars: int = Field(default=2500, ge=0, description="budget for the repository map")
+    whole_file_chars: int = Field(
+        default=6000, ge=200,
+        description="files up to this size are rewritten whole; larger ones by SEARCH/REPLACE",
+    )
+    samples: int = Field(
+        default=4, ge=0, description="candidates sampled when the greedy one fails (0: greedy only)"
+    )
+    reflections: int = Field(
+        default=1, ge=0, description="rounds that show the model what its best try still fails"
+    )
+    sample_temperature: float = Field(default=0.7, gt=0, le=2, description="for sampled candidates")
+    max_candidates: int = Field(default=14, ge=1, description="candidates tried in the whole run")
+    seed: int = Field(default=1, description="first seed of the sampled candidates")
+    drafter: str | None = Field(
+        default="suffix",
+        description="the local runtime's speculative drafter for greedy replies: rewrites copy "
+        "most of their text from the prompt, which a suffix drafter predicts",
+    )
+
+
+class Candidate(BaseModel):
+    """One proposed change and what became of it."""
+
+    id: int
+    round: int
+    temperature: float
+    seed: int | None
+    reply: str
+    edits: list[Edit]
+    base: int = -1  # the candidate this one was written on top of (a reflection), -1 = the repo
+    status: Literal["pending", "passed", "failed", "duplicate", "unreadable"] = "pending"
+    files: dict[str, str] = {}
+    failures: int = 10_000
+    summary: str = ""
+    feedback: str = ""  # what the tests (or the edit server) said, for a reflection round
+    seconds: float = 0.0
 
 
 class RunState(TypedDict, total=False):
-    messages: list[dict[str, Any]]
-    pending: list[dict[str, Any]]  # validated tool calls from the last reply, not yet run
-    step: int
+    mode: Mode
+    messages: list[dict[str, Any]]  # system prompt and first prompt, shared by every round
+    shown: dict[str, str]  # files shown to the model, with their text
+    forms: dict[str, str]  # file -> "whole" | "replace": how the model is asked to edit it
+    round: int
+    candidates: list[dict[str, Any]]
+    winner: int  # id of the candidate that passed; -1 while none has
+    originals: dict[str, str | None]  # the winner's files in the user's tree before landing
     exit_status: str  # empty while the run goes on
     tests_before: dict[str, Any]
     tests_after: dict[str, Any]
-    originals: dict[str, str | None]  # content of each edited file before the run touched it
+    step: int  # model calls so far
     prompt_tokens: int
     completion_tokens: int
-    cached_prompt_tokens: int  # of prompt_tokens, those the runtime took from its KV cache
-    model_seconds: float  # time the model spent reading prompts and writing replies
-    invalid_calls: int
-    tool_errors: int
-    loop: dict[str, Any]  # the LoopDetector's memory, checkpointed with the rest
-    escalate: str  # why the next request asks the router for a stronger target; "" = no
-    reask: bool  # the last reply had only invalid calls: the next one must be a call
+    cached_prompt_tokens: int
+    model_seconds: float
+    first_edit_seconds: float  # run time when the winner landed; 0 = nothing landed
+    summary: str
+    error: str
 
 
-class EventSink:
-    """Where the loop reports what happens (a structlog logger in production)."""
+Emit = Callable[..., None]
 
-    def __init__(self, logger: Any) -> None:
-        self._log = logger
+_ONLY_GREEN = re.compile(r"\b(tests?|suite|ci)\b.*\b(pass|passing|green|fail|failing|broken)\b"
+                         r"|\b(fix|repair)\b.*\b(tests?|failures?|build)\b", re.IGNORECASE)
+_ASKS_FOR_MORE = re.compile(
+    r"\b(add|implement|create|write|support|accept|allow|change|rename|refactor|remove|delete|"
+    r"extend|introduce|update|replace|convert|handle|return|raise|print|show)\b",
+    re.IGNORECASE,
+)
 
-    def __call__(self, event: str, **fields: Any) -> None:
-        self._log.info(event, **fields)
+
+def asks_only_for_green_tests(task: str) -> bool:
+    """"make the tests pass" asks for nothing a passing suite has not done already; "add a
+    --verbose flag" does."""
+    return bool(_ONLY_GREEN.search(task)) and not _ASKS_FOR_MORE.search(task)
 
 
 def build_graph(
-    model: ChatModel, host: ToolHost, repo: Path, task: str, config: AgentConfig, emit: EventSink
+    model: ChatModel, host: ToolHost, scratch: Scratch, repo: Path, task: str,
+    config: AgentConfig, emit: Emit, clock: Callable[[], float],
 ) -> StateGraph:
-    tools = host.list_tools()
-    repo = repo.resolve()
+    """`host` reaches the user's tree (approvals in front of it); `scratch` is where candidates
+    are tried. `clock` gives the run's elapsed seconds, resumed runs included."""
 
     def run_tests() -> TestOutcome:
-        result = host.call_tool(TEST_TOOL, {})
+        result = host.call_tool("run_tests", {})
         if result.is_error:
             return TestOutcome(exit_code=-1, summary="the test tool failed", output=result.content)
         return parse_test_result(result.content)
@@ -92,245 +138,267 @@ def build_graph(
     def prepare(state: RunState) -> RunState:
         before = run_tests()
         emit("tests_before", exit_code=before.exit_code, summary=before.summary)
-        detector = LoopDetector(config.loop)
-        detector.record_tests(0, before.output, before.passed)
         update: RunState = {
-            "tests_before": before.model_dump(),
-            "tests_after": before.model_dump(),
-            "step": 0,
-            "pending": [],
-            "originals": {},
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "invalid_calls": 0,
-            "tool_errors": 0,
-            "loop": detector.dump(),
-            "escalate": "",
-            "reask": False,
+            "tests_before": before.model_dump(), "tests_after": before.model_dump(),
+            "step": 0, "round": 0, "candidates": [], "winner": -1, "originals": {},
+            "prompt_tokens": 0, "completion_tokens": 0, "cached_prompt_tokens": 0,
+            "model_seconds": 0.0, "first_edit_seconds": 0.0, "summary": "", "exit_status": "",
         }
-        if before.passed:
+        green = tests_ok(before)
+        if green and asks_only_for_green_tests(task):
             update["exit_status"] = "already_passing"
-            update["messages"] = []
             return update
-        update["exit_status"] = ""
-        update["messages"] = [
-            Message(role="system", content=SYSTEM_PROMPT).model_dump(),
-            Message(role="user", content=first_prompt(task, before, repo, config)).model_dump(),
-        ]
+        mode: Mode = "task" if green else "repair"
+        found = localize(repo, "" if green else before.output, task)
+        shown, forms = choose_shown(repo, found.files, config)
+        emit("localized", mode=mode, files=list(shown), forms=forms,
+             reasons={rel: found.reasons.get(rel, "") for rel in shown})
+        first = prompts.first_prompt(
+            task, before, mode, shown, forms,
+            repo_map(repo, exclude=list(shown), max_chars=config.map_chars),
+        )
+        system = prompts.SYSTEM_REPAIR if mode == "repair" else prompts.SYSTEM_TASK
+        update.update(
+            mode=mode, shown=shown, forms=forms,
+            messages=[Message(role="system", content=system).model_dump(),
+                      Message(role="user", content=first).model_dump()],
+        )
         return update
 
-    def call_model(state: RunState) -> RunState:
-        step = state["step"]
-        if step >= config.max_steps:
-            emit("stop", reason="max_steps", steps=step)
-            return {"exit_status": "max_steps"}
+    def propose(state: RunState) -> RunState:
+        candidates = [Candidate.model_validate(c) for c in state["candidates"]]
+        rnd = state["round"]
+        plan = round_plan(rnd, config)
+        room = min(config.max_steps - state["step"], config.max_candidates - len(candidates))
+        if plan is None or room <= 0:
+            return {"exit_status": give_up_status(candidates)}
+        kind, n, temperature = plan.kind, min(plan.n, room), plan.temperature
+        base = best(candidates) if kind == "reflect" else None
+        if kind == "reflect" and base is None:
+            return {"round": rnd + 1}  # nothing was tried that a reflection could build on
         messages = [Message.model_validate(m) for m in state["messages"]]
+        if base is not None:
+            messages += [Message(role="assistant", content=base.reply),
+                         Message(role="user", content=prompts.reflection(
+                             base.summary, base.feedback, state["forms"]))]
+        seed = config.seed + 100 * rnd
         request = ChatRequest(
-            messages=messages, tools=tools, max_tokens=config.max_tokens,
-            temperature=config.temperature,
-            # A re-ask after an invalid call must be a call: the local runtime's grammar then
-            # makes it valid by construction.
-            tool_choice="required" if state.get("reask") else None,
-            escalate=bool(state.get("escalate")), escalation_reason=state.get("escalate", ""),
+            messages=messages, max_tokens=reply_budget(state["shown"], state["forms"], config),
+            temperature=temperature, seed=seed if temperature > 0 else None, n=n,
+            drafter=config.drafter if temperature == 0 else None,
         )
-        response = model.chat(request)
-        detector = LoopDetector(config.loop, state.get("loop"))
-        detector.record_reply(
-            step + 1, valid_calls=len(response.tool_calls), problems=len(response.problems),
-            repetition_aborted=response.stats.repetition_aborted,
-            tokens_saved=response.stats.tokens_saved,
-        )
-        emit(
-            "model_reply", step=step + 1, route=response.route, model=response.model,
-            calls=[c.name for c in response.tool_calls], problems=response.problems,
-            prompt_tokens=response.usage.prompt_tokens,
-            completion_tokens=response.usage.completion_tokens,
-            # How much of the prompt came from the runtime's cache, and what the rest cost: on a
-            # CPU a cold 8k-token prompt takes minutes, a reused one seconds (bench context).
-            cached_prompt_tokens=response.stats.cached_prompt_tokens,
-            prefill_s=round(response.stats.prefill_seconds, 2),
-            decode_tps=round(response.stats.decode_tps, 2),
-        )
-        update: RunState = {
-            "step": step + 1,
-            "prompt_tokens": state["prompt_tokens"] + response.usage.prompt_tokens,
-            "completion_tokens": state["completion_tokens"] + response.usage.completion_tokens,
-            # .get: runs checkpointed before these were counted resume with them at zero.
-            "cached_prompt_tokens": state.get("cached_prompt_tokens", 0) + response.stats.cached_prompt_tokens,
-            "model_seconds": state.get("model_seconds", 0.0)
-            + response.stats.prefill_seconds + response.stats.decode_seconds,
+        started = clock()
+        replies, calls = sample(model, request)
+        seconds = clock() - started
+        update: RunState = {"round": rnd + 1, "step": state["step"] + calls}
+        totals = accumulate(state, replies)
+        update.update(totals)  # type: ignore[typeddict-item]
+        for offset, reply in enumerate(replies):
+            parsed = parse_reply(reply.raw_text or reply.text, state["shown"])
+            candidate = Candidate(
+                id=len(candidates), round=rnd, temperature=temperature,
+                seed=seed + offset if temperature > 0 else None, reply=reply.raw_text or reply.text,
+                edits=[e for e in parsed.edits if not is_test_file(e.path)],
+                base=base.id if base is not None else -1, seconds=round(seconds / len(replies), 2),
+            )
+            if not candidate.edits:
+                candidate.status = "unreadable"
+                candidate.feedback = "; ".join(parsed.problems) or "the reply held no edit"
+                candidate.summary = "no edit in the reply"
+            candidates.append(candidate)
+            emit("model_reply", step=state["step"] + offset + 1, round=rnd, kind=kind,
+                 route=reply.route, model=reply.model, edits=len(candidate.edits),
+                 prompt_tokens=reply.usage.prompt_tokens,
+                 completion_tokens=reply.usage.completion_tokens,
+                 cached_prompt_tokens=reply.stats.cached_prompt_tokens,
+                 prefill_s=round(reply.stats.prefill_seconds, 2),
+                 decode_tps=round(reply.stats.decode_tps, 2))
+        update["candidates"] = [c.model_dump() for c in candidates]
+        return update
+
+    def verify(state: RunState) -> RunState:
+        candidates = [Candidate.model_validate(c) for c in state["candidates"]]
+        candidate = next(c for c in candidates if c.status == "pending")
+        base_files = candidates[candidate.base].files if candidate.base >= 0 else {}
+        started = clock()
+        trial = scratch.try_edits(base_files, candidate.edits)
+        judge(candidate, trial, state["mode"], candidates, state["tests_before"])
+        emit("candidate", id=candidate.id, round=candidate.round, seed=candidate.seed,
+             status=candidate.status, failures=candidate.failures, summary=candidate.summary,
+             files=sorted(candidate.files), test_seconds=round(clock() - started, 2))
+        update: RunState = {"candidates": [c.model_dump() for c in candidates]}
+        if candidate.status == "passed":
+            update["winner"] = candidate.id
+            # Checkpointed before anything is written: a crash while landing resumes knowing
+            # what the files held, so the report's diff stays whole.
+            update["originals"] = {rel: read_text_or_none(repo / rel) for rel in candidate.files}
+        return update
+
+    def land_winner(state: RunState) -> RunState:
+        winner = Candidate.model_validate(state["candidates"][state["winner"]])
+        problem = land(host, repo, winner.files, state["originals"])
+        if problem:
+            emit("land_failed", reason=problem)
+            return {"exit_status": "error", "error": problem}
+        emit("landed", candidate=winner.id, files=sorted(winner.files), seconds=round(clock(), 2))
+        after = run_tests()
+        emit("tests_after", exit_code=after.exit_code, summary=after.summary)
+        ok = tests_ok(after)
+        summary = parse_reply(winner.reply, state["shown"]).prose
+        status = ("tests_passed" if state["mode"] == "repair" else "done") if ok else "error"
+        return {
+            "tests_after": after.model_dump(), "first_edit_seconds": round(clock(), 2),
+            "summary": summary, "exit_status": status,
+            "error": "" if ok else "the change passed on the scratch copy but not in the working tree",
         }
-        history = list(state["messages"])
-        if response.tool_calls:
-            history.append(
-                Message(role="assistant", content=response.text, tool_calls=response.tool_calls).model_dump()
-            )
-            update["pending"] = [c.model_dump() for c in response.tool_calls]
-        elif response.problems:
-            # The malformed call never enters the history: the model sees only what was wrong.
-            update["invalid_calls"] = state["invalid_calls"] + len(response.problems)
-            history.append(Message(role="user", content=invalid_call_feedback(response.problems)).model_dump())
-            update["pending"] = []
-        else:
-            after = TestOutcome.model_validate(state["tests_after"])
-            history.append(Message(role="assistant", content=response.text).model_dump())
-            history.append(Message(role="user", content=still_failing_nudge(after)).model_dump())
-            update["pending"] = []
-        update["reask"] = bool(response.problems) and not response.tool_calls
-        respond_to_loop(detector.verdict(), history, update, emit)
-        update["loop"] = detector.dump()
-        update["messages"] = history
-        return update
 
-    def run_tools(state: RunState) -> RunState:
-        history = list(state["messages"])
-        originals = dict(state["originals"])
-        update: RunState = {"pending": [], "tool_errors": state["tool_errors"]}
-        detector = LoopDetector(config.loop, state.get("loop"))
-        step = state["step"]
-        edited = False
-        for raw_call in state["pending"]:
-            call = ToolCall.model_validate(raw_call)
-            targets = edited_paths(call) if call.name in EDIT_TOOLS else []
-            protected = [rel for rel in targets if config.protect_tests and is_test_file(rel)]
-            if protected:
-                result = ToolResult(content=refused_test_edit(protected), is_error=True)
-            else:
-                before = {rel: read_text_or_none(repo / rel) for rel in targets}
-                for rel in targets:
-                    originals.setdefault(rel, before[rel])
-                result = host.call_tool(call.name, call.arguments)
-                for rel in targets if not result.is_error else []:
-                    detector.record_edit(step, rel, before[rel], read_text_or_none(repo / rel))
-            detector.record_call(step, call.name, call.arguments, result.content, result.is_error)
-            emit("tool_result", tool=call.name, is_error=result.is_error, chars=len(result.content))
-            if result.is_error:
-                update["tool_errors"] += 1
-            history.append(
-                Message(
-                    role="tool", name=call.name, tool_call_id=call.id,
-                    content=("ERROR: " if result.is_error else "") + result.content,
-                ).model_dump()
-            )
-            if call.name == TEST_TOOL and not result.is_error:
-                outcome = parse_test_result(result.content)
-                detector.record_tests(step, outcome.output, outcome.passed)
-                update["tests_after"] = outcome.model_dump()
-                if outcome.passed:
-                    update["exit_status"] = "tests_passed"
-                    break
-            edited = edited or (call.name in EDIT_TOOLS and not result.is_error)
-        if edited and not update.get("exit_status"):
-            outcome = run_tests()
-            emit("tests_after_edit", exit_code=outcome.exit_code, summary=outcome.summary)
-            detector.record_tests(step, outcome.output, outcome.passed)
-            update["tests_after"] = outcome.model_dump()
-            if outcome.passed:
-                update["exit_status"] = "tests_passed"
-            else:
-                history.append(Message(role="user", content=tests_after_edit(outcome)).model_dump())
-        if not update.get("exit_status"):
-            respond_to_loop(detector.verdict(), history, update, emit)
-        update["loop"] = detector.dump()
-        update["messages"] = history
-        update["originals"] = originals
-        return update
-
-    def after_model(state: RunState) -> str:
+    def after_propose(state: RunState) -> str:
         if state.get("exit_status"):
             return END
-        return "tools" if state.get("pending") else "model"
+        pending = any(c["status"] == "pending" for c in state["candidates"])
+        return "verify" if pending else "propose"
 
-    def after_tools(state: RunState) -> str:
-        return END if state.get("exit_status") else "model"
+    def after_verify(state: RunState) -> str:
+        if state.get("winner", -1) >= 0:
+            return "land"
+        pending = any(c["status"] == "pending" for c in state["candidates"])
+        return "verify" if pending else "propose"
 
     graph = StateGraph(RunState)
     graph.add_node("prepare", prepare)
-    graph.add_node("model", call_model)
-    graph.add_node("tools", run_tools)
+    graph.add_node("propose", propose)
+    graph.add_node("verify", verify)
+    graph.add_node("land", land_winner)
     graph.add_edge(START, "prepare")
-    graph.add_conditional_edges("prepare", lambda s: END if s.get("exit_status") else "model")
-    graph.add_conditional_edges("model", after_model)
-    graph.add_conditional_edges("tools", after_tools)
+    graph.add_conditional_edges("prepare", lambda s: END if s.get("exit_status") else "propose")
+    graph.add_conditional_edges("propose", after_propose)
+    graph.add_conditional_edges("verify", after_verify)
+    graph.add_edge("land", END)
     return graph
 
 
-def respond_to_loop(
-    verdict: LoopVerdict, history: list[dict[str, Any]], update: RunState, emit: EventSink
+class Round(BaseModel):
+    kind: Literal["fresh", "reflect"]  # from the first prompt, or on top of the best try so far
+    n: int
+    temperature: float
+
+
+def round_plan(rnd: int, config: AgentConfig) -> Round | None:
+    """Round 0 is one greedy reply; then `samples` sampled ones on the same prompt (its KV cache
+    reused); then each reflection is a greedy and a sampled round on the best try so far."""
+    greedy = {"n": 1, "temperature": 0.0}
+    sampled = {"n": config.samples, "temperature": config.sample_temperature}
+    rounds = [Round(kind="fresh", **greedy)]
+    if config.samples:
+        rounds.append(Round(kind="fresh", **sampled))
+    for _ in range(config.reflections):
+        rounds.append(Round(kind="reflect", **greedy))
+        if config.samples:
+            rounds.append(Round(kind="reflect", **sampled))
+    return rounds[rnd] if rnd < len(rounds) else None
+
+
+def sample(model: ChatModel, request: ChatRequest) -> tuple[list[ChatResponse], int]:
+    """`request.n` replies: from one call where the runtime samples them together, else one
+    call per seed. Returns the replies and the number of model calls made."""
+    response = model.chat(request)
+    replies = list(response.candidates) or [response]
+    calls = 1
+    while len(replies) < request.n and request.temperature > 0:
+        seed = (request.seed or 0) + len(replies)
+        replies.append(model.chat(request.model_copy(update={"n": 1, "seed": seed})))
+        calls += 1
+    if response.candidates:
+        # Usage of a batched reply covers every candidate: keep it on the first one only.
+        replies = [replies[0].model_copy(update={"usage": response.usage, "stats": response.stats})] + [
+            r.model_copy(update={"usage": r.usage.model_copy(update={"prompt_tokens": 0})})
+            for r in replies[1:]
+        ]
+    return replies[: request.n], calls
+
+
+def accumulate(state: RunState, replies: list[ChatResponse]) -> dict[str, Any]:
+    return {
+        "prompt_tokens": state["prompt_tokens"] + sum(r.usage.prompt_tokens for r in replies),
+        "completion_tokens": state["completion_tokens"] + sum(r.usage.completion_tokens for r in replies),
+        "cached_prompt_tokens": state["cached_prompt_tokens"]
+        + sum(r.stats.cached_prompt_tokens for r in replies),
+        "model_seconds": state["model_seconds"]
+        + sum(r.stats.prefill_seconds + r.stats.decode_seconds for r in replies),
+    }
+
+
+def judge(
+    candidate: Candidate, trial: Trial, mode: str, earlier: list[Candidate], before: dict[str, Any]
 ) -> None:
-    """Carry out the loop detector's answer: a nudge, escalation, or a clean stop."""
-    if verdict.action == "continue":
+    """Fill in what the trial says about the candidate; a repeat of an earlier try is marked so
+    and costs nothing more."""
+    candidate.files = trial.files
+    same = next((c for c in earlier if c.id != candidate.id and c.files == trial.files
+                 and c.status in {"passed", "failed"}), None)
+    if trial.files and same is not None:
+        candidate.status, candidate.failures = "duplicate", same.failures
+        candidate.summary, candidate.feedback = f"same change as candidate {same.id}", same.feedback
         return
-    # The details quote calls and test output: they go to the report, not to the event log.
-    emit(
-        "loop_detected", action=verdict.action,
-        signals=[e.signal for e in verdict.evidence], repeats=[e.repeats for e in verdict.evidence],
-    )
-    if verdict.action == "stop":
-        update["exit_status"] = "loop_detected"
+    tests_before = TestOutcome.model_validate(before)
+    ok = trial.tests is not None and not trial.syntax_errors and tests_ok(trial.tests, tests_before)
+    candidate.failures = 0 if ok else trial.failures
+    if ok and trial.files:
+        candidate.status, candidate.summary = "passed", trial.tests.summary if trial.tests else ""
         return
-    if verdict.action == "escalate":
-        update["escalate"] = ", ".join(dict.fromkeys(e.signal for e in verdict.evidence))
-    history.append(Message(role="user", content=verdict.message).model_dump())
+    candidate.status = "failed"
+    if trial.syntax_errors:
+        candidate.summary = "the changed code does not parse"
+        candidate.feedback = "\n".join(trial.syntax_errors + trial.edit_errors)
+    elif trial.tests is None:
+        candidate.summary = "no edit applied"
+        candidate.feedback = "\n".join(trial.edit_errors)
+    else:
+        candidate.summary = trial.tests.summary or f"exit code {trial.tests.exit_code}"
+        notes = "\n".join(trial.edit_errors)
+        candidate.feedback = (notes + "\n" if notes else "") + trial.tests.output
 
 
-def first_prompt(task: str, tests: TestOutcome, repo: Path, config: AgentConfig) -> str:
-    summary = tests.summary or f"exit code {tests.exit_code}"
-    parts = [f"Task: {task}", f"The tests fail ({summary}):\n```\n{tail(tests.output, 4000)}\n```"]
-    # Only the code under test goes in: shown the test file, a small model "fixes" the assertion.
-    sources = [rel for rel in files_named_in(tests.output, repo) if not is_test_file(rel)]
+def tests_ok(outcome: TestOutcome, before: TestOutcome | None = None) -> bool:
+    """Green, or (for a repository with no tests at all) still no tests: pytest's exit 5."""
+    if outcome.passed:
+        return True
+    no_tests = outcome.exit_code == 5 and not outcome.timed_out
+    return no_tests and (before is None or before.exit_code == 5)
+
+
+def best(candidates: list[Candidate]) -> Candidate | None:
+    """The try closest to passing: fewest failures, earliest first (greedy before sampled)."""
+    tried = [c for c in candidates if c.status in {"failed", "duplicate"} and c.files]
+    return min(tried, key=lambda c: (c.failures, c.id)) if tried else None
+
+
+def give_up_status(candidates: list[Candidate]) -> str:
+    return "no_candidate_passed" if candidates else "max_steps"
+
+
+def choose_shown(repo: Path, files: list[str], config: AgentConfig) -> tuple[dict[str, str], dict[str, str]]:
+    """The localized files that fit the budget, most relevant first, and how each is edited.
+    A file too large to show is left to the map: better a clear view of the likely code than a
+    truncated view of everything."""
+    shown: dict[str, str] = {}
+    forms: dict[str, str] = {}
     budget = config.context_chars
-    shown = []
-    for rel in sources:
+    for rel in files:
         text = read_text_or_none(repo / rel)
         if text is None or len(text) > budget:
             continue
         budget -= len(text)
-        shown.append(rel)
-        parts.append(f"File {rel}:\n```python\n{text.rstrip()}\n```")
-    where = f"The bug is in the code under test ({', '.join(shown)}), not in the tests. " if shown else ""
-    parts.append(f"{where}Fix the code so that the tests pass. Reply with one tool call.")
-    return "\n\n".join(parts)
+        shown[rel] = text
+        forms[rel] = "whole" if len(text) <= config.whole_file_chars else "replace"
+    return shown, forms
 
 
-def refused_test_edit(paths: list[str]) -> str:
-    return (
-        f"refused: {', '.join(paths)} is a test file and the tests are the specification. "
-        "Fix the code under test instead."
-    )
-
-
-def invalid_call_feedback(problems: list[str]) -> str:
-    listed = "\n".join(f"- {p}" for p in problems)
-    return f"Your tool call was not valid and was not run:\n{listed}\nReply with one corrected tool call."
-
-
-def still_failing_nudge(tests: TestOutcome) -> str:
-    return (
-        f"The tests still fail ({tests.summary or 'see above'}). Do not explain: fix the code "
-        "with a tool call (replace_in_file or write_file)."
-    )
-
-
-def tests_after_edit(tests: TestOutcome) -> str:
-    return (
-        f"The edit was applied, but the tests still fail ({tests.summary}):\n"
-        f"```\n{tail(tests.output, 3000)}\n```\nFix the code with another tool call."
-    )
-
-
-def tail(text: str, limit: int) -> str:
-    return text if len(text) <= limit else "...\n" + text[-limit:]
-
-
-_PATCH_TARGET = re.compile(r"(?m)^\+\+\+ (?:b/)?(\S+)")
-
-
-def edited_paths(call: ToolCall) -> list[str]:
-    if call.name == "apply_patch":
-        return [p for p in _PATCH_TARGET.findall(str(call.arguments.get("patch", ""))) if p != "/dev/null"]
-    path = call.arguments.get("path")
-    return [str(path)] if isinstance(path, str) else []
+def reply_budget(shown: dict[str, str], forms: dict[str, str], config: AgentConfig) -> int:
+    """Room for the reply: every whole-form file rewritten (about 3.5 characters a token for
+    code), plus room for blocks and a paragraph."""
+    whole = sum(len(shown[rel]) for rel, form in forms.items() if form == "whole")
+    return max(256, min(config.max_tokens, int(whole / 3.2) + 400))
 
 
 def read_text_or_none(path: Path) -> str | None:
@@ -340,22 +408,7 @@ def read_text_or_none(path: Path) -> str | None:
         return None
 
 
-def unified_diff(repo: Path, originals: dict[str, str | None]) -> tuple[str, list[str]]:
-    """The run's whole change: each edited file against its content before the run."""
-    chunks: list[str] = []
-    changed: list[str] = []
-    for rel in sorted(originals):
-        before = originals[rel]
-        after = read_text_or_none(repo / rel)
-        if before == after:
-            continue
-        changed.append(rel)
-        chunks.extend(
-            difflib.unified_diff(
-                (before or "").splitlines(keepends=True),
-                (after or "").splitlines(keepends=True),
-                fromfile="/dev/null" if before is None else f"a/{rel}",
-                tofile=f"b/{rel}",
-            )
-        )
-    return "".join(chunks), changed
+def elapsed_clock(offset: float) -> Callable[[], float]:
+    """Seconds since the run began, carrying `offset` from the run's earlier lives."""
+    start = time.perf_counter()
+    return lambda: offset + time.perf_counter() - start

@@ -29,11 +29,14 @@ from turnout.agent.approvals import (
     with_policy,
 )
 from turnout.agent.host import McpHost, ServerSpec, builtin_servers
-from turnout.agent.loop import AgentConfig, EventSink, build_graph, unified_diff
+from turnout.agent.loop import AgentConfig, Candidate, build_graph, elapsed_clock, read_text_or_none
 from turnout.agent.testrun import TestOutcome
+from turnout.agent.workspace import Scratch
+from turnout.agent.wrappers import ProtectTests
 from turnout.router.router import PolicyRouter
 from turnout.runtimes.base import ChatModel
 from turnout.runtimes.errors import TurnoutError, UsageError
+from turnout.tools._common import unified_diff
 
 
 class TestSummary(BaseModel):
@@ -51,26 +54,39 @@ class Tokens(BaseModel):
     cached_prompt: int = 0  # of `prompt`, those read from the local runtime's KV cache
 
 
+class CandidateSummary(BaseModel):
+    """One try, as the report shows it (the reply and files stay in the checkpoint)."""
+
+    id: int
+    round: int
+    seed: int | None
+    status: str  # passed | failed | duplicate | unreadable | pending
+    failures: int
+    summary: str
+    files: list[str]
+
+
 class RunReport(BaseModel):
     """What a run did, for people (`render`) and scripts (`--json`)."""
 
     run_id: str
-    exit_status: str  # tests_passed | already_passing | max_steps | loop_detected | error
-    steps: int
+    # tests_passed | done | already_passing | no_candidate_passed | max_steps | error
+    exit_status: str
+    steps: int  # model calls
     tokens: Tokens
     wall_seconds: float
     model_seconds: float = 0.0  # of wall_seconds, the model's (prefill and decode, as it reports)
+    first_edit_seconds: float = 0.0  # when the winning change landed in the tree; 0 = never
     files_changed: list[str]
     tests_before: TestSummary
     tests_after: TestSummary
     tests_passed: bool
-    invalid_calls: int
-    tool_errors: int
+    candidates: list[CandidateSummary] = []
+    summary: str = ""  # the model's own paragraph about the change it made
     model: str
     run_dir: str
     error: str = ""
     diff: str = ""
-    loop_evidence: list[dict[str, Any]] = []  # what the loop detector saw and answered, in order
 
 
 Progress = Callable[[str], None]
@@ -85,14 +101,14 @@ def run_task(
     run_id: str | None = None,
     resume: bool = False,
     servers: list[ServerSpec] | None = None,
+    test_command: str | None = None,
     approval_mode: ApprovalMode | None = None,
     asker: Asker | None = None,
     progress: Progress = lambda _: None,
 ) -> RunReport:
-    """Run `task` in `repo`. The model's tool calls pass the approvals: `approval_mode`, else
-    the repository policy's `[approvals]`, else auto-edit (reads and edits by turnout's own
-    servers run, any other command is asked of `asker`; with no one to ask it is refused and
-    the model told so)."""
+    """Run `task` in `repo`. Candidates are tried on a scratch copy; the winner lands in `repo`
+    through its edit server, past the approvals: `approval_mode`, else the repository policy's
+    `[approvals]`, else auto-edit."""
     config = config or AgentConfig()
     repo = check_repo(repo)
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -115,24 +131,29 @@ def run_task(
         state: dict[str, Any] = {}
         error = ""
         conn = sqlite3.connect(repo / ".turnout" / "checkpoints.sqlite", check_same_thread=False)
+        thread = {"configurable": {"thread_id": run_id}, "recursion_limit": 6 * config.max_candidates + 20}
         try:
-            with McpHost(servers or builtin_servers(repo), errlog=servers_log, roots=[repo]) as host:
-                guarded = GuardedHost(
+            clock = elapsed_clock(0.0)
+            with (
+                McpHost(servers or builtin_servers(repo, test_command), errlog=servers_log, roots=[repo]) as host,
+                Scratch(repo, test_command, errlog=servers_log) as scratch,
+            ):
+                scratch.wrap(ProtectTests)
+                guarded = ProtectTests(GuardedHost(
                     host, approvals, pins=ToolPins(tool_pins_path()), asker=asker,
                     notify=lambda line: emit("approval", message=line),
-                )
-                graph = build_graph(router, guarded, repo, task, config, emit).compile(
+                ))
+                graph = build_graph(router, guarded, scratch, repo, task, config, emit, clock).compile(
                     checkpointer=SqliteSaver(conn)
                 )
-                thread = {"configurable": {"thread_id": run_id}, "recursion_limit": 4 * config.max_steps + 10}
-                # Edits touch the user's files, so each step is on disk before the next begins.
+                # Landing touches the user's files, so each step is on disk before the next begins.
                 state = graph.invoke(None if resume else {}, thread, durability="sync")
         except TurnoutError as exc:
             error = str(exc)
             emit("run_error", error=error)
+        finally:
             if not state:
                 state = _last_state(conn, run_id)
-        finally:
             conn.close()
         report = make_report(state, repo, run_id, run_dir, model.name, time.perf_counter() - started, error)
         emit(
@@ -170,9 +191,11 @@ def make_report(
     empty = TestOutcome(exit_code=-1, summary="not run").model_dump()
     before = TestOutcome.model_validate(state.get("tests_before") or empty)
     after = TestOutcome.model_validate(state.get("tests_after") or empty)
-    diff, changed = unified_diff(repo, state.get("originals") or {})
+    diff, changed = tree_diff(repo, state.get("originals") or {})
     prompt, completion = state.get("prompt_tokens", 0), state.get("completion_tokens", 0)
+    error = error or state.get("error", "")
     status = "error" if error else (state.get("exit_status") or "error")
+    candidates = [Candidate.model_validate(c) for c in state.get("candidates") or []]
     return RunReport(
         run_id=run_id,
         exit_status=status,
@@ -183,18 +206,34 @@ def make_report(
         ),
         wall_seconds=round(wall, 2),
         model_seconds=round(state.get("model_seconds", 0.0), 2),
+        first_edit_seconds=state.get("first_edit_seconds", 0.0),
         files_changed=changed,
         tests_before=TestSummary(exit_code=before.exit_code, summary=before.summary, passed=before.passed),
         tests_after=TestSummary(exit_code=after.exit_code, summary=after.summary, passed=after.passed),
         tests_passed=after.passed,
-        invalid_calls=state.get("invalid_calls", 0),
-        tool_errors=state.get("tool_errors", 0),
+        candidates=[
+            CandidateSummary(id=c.id, round=c.round, seed=c.seed, status=c.status,
+                             failures=c.failures, summary=c.summary, files=sorted(c.files))
+            for c in candidates
+        ],
+        summary=state.get("summary", ""),
         model=model,
         run_dir=str(run_dir),
         error=error,
         diff=diff,
-        loop_evidence=list((state.get("loop") or {}).get("evidence", [])),
     )
+
+
+def tree_diff(repo: Path, originals: dict[str, str | None]) -> tuple[str, list[str]]:
+    """The run's whole change in the user's tree: each landed file against its text before."""
+    chunks: list[str] = []
+    changed: list[str] = []
+    for rel in sorted(originals):
+        now = read_text_or_none(repo / rel)
+        if now != originals[rel]:
+            changed.append(rel)
+            chunks.append(unified_diff(rel, originals[rel], now))
+    return "".join(chunks), changed
 
 
 def render(report: RunReport) -> str:
@@ -204,16 +243,23 @@ def render(report: RunReport) -> str:
         lines += [report.diff.rstrip("\n"), ""]
     verdict = {
         "tests_passed": "the tests pass",
+        "done": "done; the tests still pass",
         "already_passing": "the tests already passed; nothing to do",
-        "max_steps": "out of steps; the tests still fail",
-        "loop_detected": "stopped: the run was going round in circles; the tests still fail",
+        "no_candidate_passed": "no change passed the tests; the working tree is as it was",
+        "max_steps": "out of model calls; the working tree is as it was",
         "error": f"stopped on an error: {report.error}",
     }.get(report.exit_status, report.exit_status)
+    tried = report.candidates
+    passed = sum(c.status == "passed" for c in tried)
+    lines += [f"turnout run {report.run_id}: {verdict}"]
+    if report.summary:
+        lines += [f"  {report.summary}"]
     lines += [
-        f"turnout run {report.run_id}: {verdict}",
         f"  tests before: {report.tests_before.summary or report.tests_before.exit_code}",
         f"  tests after:  {report.tests_after.summary or report.tests_after.exit_code}",
         f"  files changed: {', '.join(report.files_changed) or 'none'}",
+        f"  candidates: {len(tried)} tried, {passed} passed"
+        + "".join(f"; #{c.id} {c.status}: {c.summary}" for c in tried if c.status != "passed")[:300],
         (
             f"  steps: {report.steps}   tokens: {report.tokens.total} "
             f"({report.tokens.prompt} prompt, {report.tokens.cached_prompt} of it cached; "
@@ -222,22 +268,19 @@ def render(report: RunReport) -> str:
         ),
         f"  log: {report.run_dir}/events.jsonl",
     ]
-    lines += [
-        f"  loop: step {e['step']} {e['signal']} -> {e['action']}: {e['detail']}"
-        for e in report.loop_evidence
-    ]
     return "\n".join(lines)
 
 
-class ProgressSink(EventSink):
-    """Events go to the run log; a one-line summary of each goes to the progress callback."""
+class ProgressSink:
+    """Events go to the run log (a structlog logger); a one-line summary of each goes to the
+    progress callback."""
 
     def __init__(self, logger: Any, progress: Progress) -> None:
-        super().__init__(logger)
+        self._log = logger
         self._progress = progress
 
     def __call__(self, event: str, **fields: Any) -> None:
-        super().__call__(event, **fields)
+        self._log.info(event, **fields)
         shown = {k: v for k, v in fields.items() if k not in {"task", "repo"} and v not in ([], "", None)}
         self._progress(f"{event} " + " ".join(f"{k}={v}" for k, v in shown.items()))
 

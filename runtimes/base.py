@@ -115,6 +115,11 @@ class ChatRequest(BaseModel):
     # The local runtime's speculative drafter for this call ("suffix", "draft-model", "none",
     # "off"), chosen by a policy; None keeps the runtime's configured one.
     drafter: str | None = None
+    # How many independent completions to sample (temperature > 0). A runtime that can, samples
+    # them together (the local one as parallel sequences sharing the prompt's KV cache) and
+    # returns them all in `ChatResponse.candidates`; one that cannot returns one, and the caller
+    # asks again with other seeds. Completion i uses seed `seed + i`.
+    n: int = Field(default=1, ge=1)
 
 
 class ChatResponse(BaseModel):
@@ -130,6 +135,9 @@ class ChatResponse(BaseModel):
     model: str = ""
     route: str = ""  # which target answered, filled in by the router
     attempts: int = 1  # upstream attempts this reply took, retries included (for the audit)
+    # With `ChatRequest.n > 1`: every completion sampled, this one first; usage and stats above
+    # then cover all of them (the prompt read once).
+    candidates: list[ChatResponse] = Field(default_factory=list)
 
 
 class ToolResult(BaseModel):

@@ -1,78 +1,155 @@
-"""The agent loop end to end with real MCP servers and a scripted model."""
+"""The agent loop end to end: real MCP servers, real pytest runs, a scripted model."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from turnout.agent.loop import AgentConfig
+import pytest
+from turnout.agent import loop
+from turnout.agent.loop import AgentConfig, asks_only_for_green_tests
 from turnout.agent.run import run_task
+from turnout.agent.workspace import Scratch
+from turnout.runtimes.base import ChatRequest
 from turnout.runtimes.fake import ScriptedModel
 
 BUGGY = "    return total(values) / (len(values) - 1)"
 FIXED = "    return total(values) / len(values)"
+WRONG = "    return total(values) / (len(values) + 1)"
 
 
-def call(name: str, **arguments: object) -> str:
-    return "```json\n" + json.dumps({"name": name, "arguments": arguments}) + "\n```"
+def whole(path: str, text: str, prose: str = "") -> str:
+    return f"{prose}\n{path}\n```python\n{text}```\n"
 
 
-def test_a_scripted_run_survives_a_malformed_call_and_a_tool_error_then_passes(calc_repo: Path) -> None:
-    model = ScriptedModel(
-        [
-            # Missing the required `old` and `new`: must be rejected, never run.
-            call("replace_in_file", path="calc.py"),
-            # Valid call, but `old` is not in the file: the edit tool reports an error.
-            call("replace_in_file", path="calc.py", old="return a - b", new="return a + b"),
-            call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED),
-        ]
-    )
-    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(max_steps=5))
+def calc_with(repo: Path, line: str) -> str:
+    return (repo / "calc.py").read_text().replace(BUGGY, line)
 
-    assert report.exit_status == "tests_passed"
-    assert report.tests_passed and not report.tests_before.passed
-    assert report.steps == 3
-    assert report.invalid_calls == 1
-    assert report.tool_errors == 1
+
+GREEDY_ONLY = AgentConfig(samples=0, reflections=0)
+
+
+def test_the_winning_candidate_lands_whole_and_the_report_shows_it(calc_repo: Path) -> None:
+    model = ScriptedModel([whole("calc.py", calc_with(calc_repo, FIXED))])
+    report = run_task("make the tests pass", calc_repo, model, config=GREEDY_ONLY, run_id="w1")
+
+    assert report.exit_status == "tests_passed" and report.tests_passed
+    assert not report.tests_before.passed
+    assert (calc_repo / "calc.py").read_text() == calc_with(calc_repo, FIXED)
     assert report.files_changed == ["calc.py"]
     assert f"-{BUGGY}" in report.diff and f"+{FIXED}" in report.diff
-    assert FIXED in (calc_repo / "calc.py").read_text()
+    assert [c.status for c in report.candidates] == ["passed"]
+    events = [json.loads(x) for x in (calc_repo / ".turnout/runs/w1/events.jsonl").read_text().splitlines()]
+    names = [e["event"] for e in events]
+    assert names[0] == "run_start" and names[-1] == "run_end"
+    assert {"tests_before", "localized", "route", "model_reply", "candidate", "landed"} <= set(names)
+    assert json.loads((calc_repo / ".turnout/runs/w1/report.json").read_text())["exit_status"] == "tests_passed"
 
 
-def test_the_history_sent_back_never_contains_the_malformed_call(calc_repo: Path) -> None:
-    malformed = call("replace_in_file", path="calc.py")
-    model = ScriptedModel([malformed, call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED)])
-    run_task("make the tests pass", calc_repo, model, config=AgentConfig(max_steps=3))
+def test_a_candidate_that_fails_leaves_the_users_tree_unchanged(calc_repo: Path) -> None:
+    before = (calc_repo / "calc.py").read_bytes()
+    model = ScriptedModel([whole("calc.py", calc_with(calc_repo, WRONG))])
+    report = run_task("make the tests pass", calc_repo, model, config=GREEDY_ONLY)
 
-    second = model.requests[1].messages
-    assert all(m.role != "assistant" for m in second), "the rejected reply must not be replayed"
-    assert "old" in second[-1].content and "not valid" in second[-1].content
+    assert report.exit_status == "no_candidate_passed" and not report.tests_passed
+    assert (calc_repo / "calc.py").read_bytes() == before
+    assert report.files_changed == [] and report.diff == ""
+    assert report.candidates[0].status == "failed" and "failed" in report.candidates[0].summary
 
 
-def test_the_first_prompt_carries_the_failure_and_the_code_it_names(calc_repo: Path) -> None:
-    model = ScriptedModel([call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED)])
-    run_task("make the tests pass", calc_repo, model)
+def test_when_greedy_fails_sampled_candidates_are_tried_and_the_passing_one_lands(calc_repo: Path) -> None:
+    wrong, right = calc_with(calc_repo, WRONG), calc_with(calc_repo, FIXED)
+    model = ScriptedModel([whole("calc.py", wrong), whole("calc.py", wrong), whole("calc.py", right)])
+    config = AgentConfig(samples=2, reflections=0, seed=7)
+    report = run_task("make the tests pass", calc_repo, model, config=config)
+
+    assert report.exit_status == "tests_passed"
+    assert [c.status for c in report.candidates] == ["failed", "duplicate", "passed"]
+    greedy, first_sample, second_sample = model.requests
+    assert greedy.temperature == 0 and greedy.n == 1
+    assert first_sample.temperature > 0 and first_sample.n == 2 and first_sample.seed == 107
+    # A runtime that returns one completion per call is asked again with the next seed.
+    assert second_sample.seed == 108 and second_sample.n == 1
+    assert first_sample.messages == greedy.messages  # the same prompt: its KV cache is reused
+
+
+def test_a_reflection_round_shows_the_best_try_and_what_still_fails(calc_repo: Path) -> None:
+    wrong, right = calc_with(calc_repo, WRONG), calc_with(calc_repo, FIXED)
+    model = ScriptedModel([whole("calc.py", wrong), whole("calc.py", right)])
+    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(samples=0, reflections=1))
+
+    assert report.exit_status == "tests_passed"
+    reflection = model.requests[1].messages
+    assert reflection[-2].role == "assistant" and WRONG in reflection[-2].content
+    assert reflection[-1].role == "user" and "still fail" in reflection[-1].content
+    assert "assert" in reflection[-1].content  # the failing output, not just a count
+
+
+def test_a_model_that_only_talks_stops_cleanly_with_its_evidence(calc_repo: Path) -> None:
+    model = ScriptedModel(["I think the bug is in mean()."] * 6)
+    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(samples=2, reflections=1))
+
+    assert report.exit_status == "no_candidate_passed"
+    assert all(c.status == "unreadable" for c in report.candidates)
+    assert report.files_changed == [] and not report.tests_passed
+    assert len(model.requests) == 3  # greedy, two samples; no reflection on nothing
+
+
+def test_an_edit_to_a_test_file_is_dropped_and_the_test_stays_as_it_was(calc_repo: Path) -> None:
+    test_file = calc_repo / "tests" / "test_calc.py"
+    before = test_file.read_bytes()
+    cheat = test_file.read_text().replace("== 5", "== 6.666666666666667")
+    model = ScriptedModel([whole("tests/test_calc.py", cheat) + whole("calc.py", calc_with(calc_repo, FIXED))])
+    report = run_task("make the tests pass", calc_repo, model, config=GREEDY_ONLY)
+
+    assert test_file.read_bytes() == before
+    assert report.exit_status == "tests_passed" and report.files_changed == ["calc.py"]
+
+
+def test_a_reply_with_only_the_fixed_function_keeps_the_rest_of_the_file(calc_repo: Path) -> None:
+    fixed_mean = (
+        "def mean(values: list[float]) -> float:\n"
+        '    """Arithmetic mean of a non-empty list of values."""\n'
+        "    if not values:\n"
+        '        raise ValueError("mean() needs at least one value")\n'
+        f"{FIXED}\n"
+    )
+    model = ScriptedModel([whole("calc.py", fixed_mean, prose="The divisor is off by one.")])
+    report = run_task("make the tests pass", calc_repo, model, config=GREEDY_ONLY)
+
+    assert report.exit_status == "tests_passed"
+    assert (calc_repo / "calc.py").read_text() == calc_with(calc_repo, FIXED)
+
+
+def test_a_search_replace_block_whose_old_differs_in_indentation_applies(calc_repo: Path) -> None:
+    block = f"calc.py\n<<<<<<< SEARCH\n{BUGGY.strip()}\n=======\n{FIXED.strip()}\n>>>>>>> REPLACE\n"
+    report = run_task("make the tests pass", calc_repo, ScriptedModel([block]), config=GREEDY_ONLY)
+
+    assert report.exit_status == "tests_passed"
+    assert FIXED + "\n" in (calc_repo / "calc.py").read_text()
+
+
+def test_the_first_prompt_holds_the_module_a_src_layout_test_imports(tmp_path: Path) -> None:
+    repo = tmp_path / "shop"
+    (repo / "src").mkdir(parents=True)
+    (repo / "tests").mkdir()
+    (repo / "src" / "pricing.py").write_text("def net(gross):\n    return gross * 1.2\n")
+    (repo / "tests" / "test_pricing.py").write_text(
+        "import sys\nfrom pathlib import Path\n"
+        "sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'src'))\n"
+        "from pricing import net\n\n\ndef test_net():\n    assert net(12) == 10\n"
+    )
+    model = ScriptedModel([whole("src/pricing.py", "def net(gross):\n    return gross / 1.2\n")])
+    report = run_task("make the tests pass", repo, model, config=GREEDY_ONLY)
 
     prompt = model.requests[0].messages[-1].content
-    assert "failed" in prompt
-    assert "File calc.py:" in prompt and BUGGY in prompt
-    assert {t.name for t in model.requests[0].tools} >= {"read_file", "replace_in_file", "run_tests"}
+    assert "src/pricing.py\n```python\ndef net(gross):\n    return gross * 1.2" in prompt
+    assert "assert" in prompt  # the failure itself
+    assert report.exit_status == "tests_passed"
 
 
-def test_a_model_that_only_talks_runs_out_of_steps_and_changes_nothing(calc_repo: Path) -> None:
-    model = ScriptedModel(["I think the bug is in mean()."] * 3)
-    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(max_steps=3))
-
-    assert report.exit_status == "max_steps"
-    assert report.steps == 3 and not report.tests_passed
-    assert report.files_changed == [] and report.diff == ""
-    nudges = [m.content for m in model.requests[-1].messages if m.role == "user"]
-    assert any("still fail" in n for n in nudges)
-
-
-def test_a_repo_whose_tests_pass_needs_no_model_call(calc_repo: Path) -> None:
-    calc = calc_repo / "calc.py"
-    calc.write_text(calc.read_text().replace(BUGGY, FIXED))
+def test_a_repo_whose_tests_pass_needs_no_model_call_when_the_task_is_green_tests(calc_repo: Path) -> None:
+    (calc_repo / "calc.py").write_text(calc_with(calc_repo, FIXED))
     model = ScriptedModel([])
     report = run_task("make the tests pass", calc_repo, model)
 
@@ -80,103 +157,99 @@ def test_a_repo_whose_tests_pass_needs_no_model_call(calc_repo: Path) -> None:
     assert model.requests == []
 
 
-def test_each_run_writes_json_events_and_a_report(calc_repo: Path) -> None:
-    model = ScriptedModel([call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED)])
-    report = run_task("make the tests pass", calc_repo, model, run_id="r1")
+def test_a_task_beyond_a_failing_test_is_done_and_summarised(calc_repo: Path) -> None:
+    (calc_repo / "calc.py").write_text(calc_with(calc_repo, FIXED))
+    added = "def median(values):\n    ordered = sorted(values)\n    return ordered[len(ordered) // 2]\n"
+    reply = whole("calc.py", added) + "\nI added median(), which sorts the values and takes the middle one.\n"
+    model = ScriptedModel([reply])
+    report = run_task("add a median(values) function to calc.py", calc_repo, model, config=GREEDY_ONLY)
 
-    run_dir = calc_repo / ".turnout" / "runs" / "r1"
-    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
-    names = [e["event"] for e in events]
-    assert names[0] == "run_start" and names[-1] == "run_end"
-    assert "route" in names and "tests_before" in names
-    route = next(e for e in events if e["event"] == "route")
-    assert route["target"] == "local" and route["reason"]
-    assert all(e["run_id"] == "r1" for e in events)
-    assert json.loads((run_dir / "report.json").read_text())["exit_status"] == report.exit_status
-
-
-def test_an_edit_to_a_test_file_is_refused_and_the_test_stays_as_it_was(calc_repo: Path) -> None:
-    test_file = calc_repo / "tests" / "test_calc.py"
-    before = test_file.read_bytes()
-    model = ScriptedModel(
-        [
-            call("replace_in_file", path="tests/test_calc.py", old="== 5", new="== 6.666666666666667"),
-            call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED),
-        ]
-    )
-    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(max_steps=3))
-
-    assert test_file.read_bytes() == before
-    assert report.exit_status == "tests_passed" and report.files_changed == ["calc.py"]
-    refusal = model.requests[1].messages[-1]
-    assert refusal.role == "tool" and "test file" in refusal.content
+    assert report.exit_status == "done" and report.tests_passed
+    text = (calc_repo / "calc.py").read_text()
+    assert "def median(values):" in text and "def spread(" in text  # added, nothing lost
+    assert "median()" in report.summary
+    assert "tests pass now" in model.requests[0].messages[-1].content
 
 
-def test_a_run_stopped_by_a_failure_resumes_from_its_last_completed_step(calc_repo: Path) -> None:
-    wrong = call("replace_in_file", path="calc.py", old="return a - b", new="return a + b")
-    # The script ends after one reply, so the second model call fails like a crashed runtime.
-    first = run_task("make the tests pass", calc_repo, ScriptedModel([wrong]), run_id="r2")
-    assert first.exit_status == "error" and "script" in first.error
-    assert first.steps == 1 and first.tool_errors == 1
-
-    second_model = ScriptedModel([call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED)])
-    resumed = run_task("make the tests pass", calc_repo, second_model, run_id="r2", resume=True)
-
-    assert resumed.exit_status == "tests_passed" and resumed.steps == 2
-    assert resumed.tool_errors == 1  # carried over from the first process, not recounted
-    # The resumed model sees the whole conversation so far, including the failed edit.
-    history = second_model.requests[0].messages
-    assert any(m.role == "tool" and m.content.startswith("ERROR:") for m in history)
+def test_which_tasks_ask_for_nothing_but_green_tests() -> None:
+    assert asks_only_for_green_tests("make the tests pass")
+    assert asks_only_for_green_tests("Fix the failing tests in tests/test_api.py")
+    assert not asks_only_for_green_tests("add a --verbose flag to cli.py")
+    assert not asks_only_for_green_tests("make parse_duration accept an 'h' suffix; tests must pass")
 
 
-def test_a_command_of_the_models_choosing_is_not_run_without_approval(calc_repo: Path) -> None:
-    model = ScriptedModel(
-        [
-            call("run_tests", command="touch pwned && python -m pytest -q"),
-            call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED),
-        ]
-    )
-    report = run_task("make the tests pass", calc_repo, model, run_id="r5", config=AgentConfig(max_steps=3))
+def test_a_run_killed_while_verifying_candidates_resumes_without_losing_a_try(
+    calc_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong, right = calc_with(calc_repo, WRONG), calc_with(calc_repo, FIXED)
+    real_try = Scratch.try_edits
+    tries: list[int] = []
 
-    # auto-edit (the default) with nobody to ask: refused, the model told, the run goes on.
-    assert not (calc_repo / "pwned").exists()
-    refusal = model.requests[1].messages[-1]
-    assert refusal.role == "tool" and "did not approve" in refusal.content
-    assert report.exit_status == "tests_passed"  # the loop's own test runs need no approval
-    events = (calc_repo / ".turnout" / "runs" / "r5" / "events.jsonl").read_text()
-    assert '"event": "approval"' in events and "run_tests" in events
+    def killed_on_the_second_try(self: Scratch, base: dict[str, str], edits: list) -> object:
+        tries.append(1)
+        if len(tries) == 2:
+            raise KeyboardInterrupt  # the process dies mid-verification
+        return real_try(self, base, edits)
+
+    monkeypatch.setattr(Scratch, "try_edits", killed_on_the_second_try)
+    config = AgentConfig(samples=2, reflections=0)
+    model = ScriptedModel([whole("calc.py", wrong), whole("calc.py", right), whole("calc.py", wrong)])
+    with pytest.raises(KeyboardInterrupt):
+        run_task("make the tests pass", calc_repo, model, config=config, run_id="k1")
+    assert (calc_repo / "calc.py").read_text() == wrong.replace(WRONG, BUGGY)  # untouched
+
+    monkeypatch.setattr(Scratch, "try_edits", real_try)
+    resumed_model = ScriptedModel([])  # every reply is in the checkpoint: no model call
+    report = run_task("make the tests pass", calc_repo, resumed_model, config=config, run_id="k1", resume=True)
+
+    assert report.exit_status == "tests_passed" and resumed_model.requests == []
+    assert [c.status for c in report.candidates][:2] == ["failed", "passed"]
+    assert report.files_changed == ["calc.py"] and f"+{FIXED}" in report.diff
 
 
-def test_full_auto_runs_the_models_command(calc_repo: Path) -> None:
-    model = ScriptedModel([call("run_tests", command="touch ran && python -m pytest -q")])
-    run_task(
-        "make the tests pass", calc_repo, model, config=AgentConfig(max_steps=1),
-        approval_mode="full-auto",
-    )
-    assert (calc_repo / "ran").exists()
+def test_a_run_killed_after_landing_resumes_without_landing_twice(
+    calc_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    right = calc_with(calc_repo, FIXED)
+    real_land = loop.land
 
+    def land_then_die(*args: object) -> str:
+        real_land(*args)  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # the files are written; the checkpoint is not
 
-def test_the_repository_policy_sets_the_approval_mode_and_its_deny_is_final(calc_repo: Path) -> None:
-    (calc_repo / "turnout.toml").write_text(
-        '[approvals]\nmode = "full-auto"\n\n[approvals.tools]\nwrite_file = "deny"\n', encoding="utf-8"
-    )
-    model = ScriptedModel(
-        [
-            call("run_tests", command="touch ran && python -m pytest -q"),
-            call("write_file", path="calc.py", content="oops\n"),
-            call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED),
-        ]
-    )
-    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(max_steps=4))
+    monkeypatch.setattr(loop, "land", land_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_task("make the tests pass", calc_repo, ScriptedModel([whole("calc.py", right)]),
+                 config=GREEDY_ONLY, run_id="k2")
+    assert (calc_repo / "calc.py").read_text() == right
 
-    assert (calc_repo / "ran").exists()  # full-auto from the policy: the model's command ran
-    denied = model.requests[2].messages[-1]
-    assert denied.role == "tool" and "denied by the approval policy" in denied.content
+    monkeypatch.setattr(loop, "land", real_land)
+    report = run_task("make the tests pass", calc_repo, ScriptedModel([]), config=GREEDY_ONLY,
+                      run_id="k2", resume=True)
+
     assert report.exit_status == "tests_passed"
-    # The command line still wins over the policy's mode.
-    (calc_repo / "ran").unlink()
-    calc = calc_repo / "calc.py"
-    calc.write_text(calc.read_text().replace(FIXED, BUGGY))
-    again = ScriptedModel([call("run_tests", command="touch ran"), call("replace_in_file", path="calc.py", old=BUGGY, new=FIXED)])
-    run_task("make the tests pass", calc_repo, again, config=AgentConfig(max_steps=3), approval_mode="auto-edit")
-    assert not (calc_repo / "ran").exists()
+    assert (calc_repo / "calc.py").read_text() == right  # not patched a second time
+    assert report.files_changed == ["calc.py"] and f"-{BUGGY}" in report.diff
+
+
+def test_a_policy_that_denies_edits_keeps_the_winner_out_of_the_tree(calc_repo: Path) -> None:
+    (calc_repo / "turnout.toml").write_text(
+        '[approvals]\nmode = "full-auto"\n\n[approvals.tools]\napply_patch = "deny"\n', encoding="utf-8"
+    )
+    before = (calc_repo / "calc.py").read_bytes()
+    model = ScriptedModel([whole("calc.py", calc_with(calc_repo, FIXED))])
+    report = run_task("make the tests pass", calc_repo, model, config=GREEDY_ONLY)
+
+    assert report.exit_status == "error" and "denied" in report.error
+    assert (calc_repo / "calc.py").read_bytes() == before
+
+
+def test_the_requests_carry_no_tools_and_the_greedy_one_asks_for_the_suffix_drafter(calc_repo: Path) -> None:
+    seen: list[ChatRequest] = []
+
+    def reply(request: ChatRequest) -> str:
+        seen.append(request)
+        return whole("calc.py", calc_with(calc_repo, FIXED))
+
+    run_task("make the tests pass", calc_repo, ScriptedModel([reply]), config=GREEDY_ONLY)
+    assert seen[0].tools == [] and seen[0].drafter == "suffix" and seen[0].temperature == 0

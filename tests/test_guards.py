@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from turnout.agent.guards import LoopConfig, LoopDetector, failure_signature
-from turnout.agent.loop import AgentConfig
-from turnout.agent.run import run_task
-from turnout.runtimes.fake import ScriptedModel
 from turnout.runtimes.repetition import RepetitionConfig, RepetitionGuard, llama_cpp_processor
 
 FAILING = "FAILED tests/test_calc.py::test_add - assert -1 == 5\nE   assert -1 == 5\n1 failed in 0.03s"
@@ -233,43 +229,3 @@ def test_the_llama_cpp_processor_forces_end_of_sequence_once_the_guard_trips() -
         context.append(4)  # the model keeps emitting token 4
 
     assert forced_at == 8  # 8 generated tokens of the same unit: the 9th choice is forced
-
-
-# -- in the agent loop -----------------------------------------------------------------------
-
-
-def call(name: str, **arguments: object) -> str:
-    return "```json\n" + json.dumps({"name": name, "arguments": arguments}) + "\n```"
-
-
-def test_a_run_that_repeats_a_failing_call_stops_with_loop_detected_and_the_evidence(
-    calc_repo: Path,
-) -> None:
-    stuck = call("replace_in_file", path="calc.py", old="assert -1 == 5", new="assert 5 == 5")
-    model = ScriptedModel([stuck] * 10)
-    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(max_steps=10))
-
-    assert report.exit_status == "loop_detected"
-    assert report.steps == 5  # nudged at 3, escalated at 4, stopped at 5
-    assert [e["action"] for e in report.loop_evidence] == ["nudge", "escalate", "stop"]
-    assert all(e["signal"] == "repeated_call" for e in report.loop_evidence)
-    assert "replace_in_file" in report.loop_evidence[0]["detail"]
-    # The model was told, and the request after the second strike asks for escalation.
-    assert any("Loop detected" in m.content for m in model.requests[3].messages)
-    assert not model.requests[3].escalate and model.requests[4].escalate
-    assert model.requests[4].escalation_reason == "repeated_call"
-    run_report = json.loads((Path(report.run_dir) / "report.json").read_text())
-    assert run_report["exit_status"] == "loop_detected" and run_report["loop_evidence"]
-
-
-def test_a_re_ask_after_an_invalid_call_requires_a_call(calc_repo: Path) -> None:
-    fixed = call(
-        "replace_in_file", path="calc.py",
-        old="    return total(values) / (len(values) - 1)", new="    return total(values) / len(values)",
-    )
-    model = ScriptedModel([call("replace_in_file", path="calc.py"), fixed])
-    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(max_steps=3))
-
-    assert report.exit_status == "tests_passed"
-    assert model.requests[0].tool_choice is None
-    assert model.requests[1].tool_choice == "required"

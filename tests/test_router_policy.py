@@ -294,11 +294,10 @@ def test_a_run_on_labelled_code_sends_zero_bytes_to_the_cloud_endpoint(calc_repo
             f'base_url = "http://127.0.0.1:{server.server_address[1]}/v1"\nmax_attempts = 1\n\n'
             '[labels.proprietary]\npaths = ["calc.py"]\n'
         )
-        fix = {"name": "replace_in_file", "arguments": {
-            "path": "calc.py", "old": "    return total(values) / (len(values) - 1)",
-            "new": "    return total(values) / len(values)"}}
-        local = ScriptedModel(["```json\n" + json.dumps(fix) + "\n```"])
-        report = run_task("make the tests pass", calc_repo, local, config=AgentConfig(max_steps=2), run_id="t1")
+        calc = (calc_repo / "calc.py").read_text()
+        fixed = calc.replace("/ (len(values) - 1)", "/ len(values)")
+        local = ScriptedModel(["calc.py\n```python\n" + fixed + "```\n"])
+        report = run_task("make the tests pass", calc_repo, local, config=AgentConfig(samples=0, reflections=0), run_id="t1")
     finally:
         server.shutdown()
         server.server_close()

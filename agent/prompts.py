@@ -1,0 +1,122 @@
+"""Every text the agent writes to a model, in one place.
+
+The router's work classifier keys on two phrases written here (`STILL_FAILING`, the marker of a
+reflection round, and the invalid-call marker of chat), so they are constants, not prose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from turnout.agent.testrun import TestOutcome
+
+STILL_FAILING = "still fail"  # router/classify.py counts these to call the work hard
+
+SYSTEM_REPAIR = (
+    "You are turnout, a careful coding agent. You fix the code under test so that the failing "
+    "tests pass. The tests are the specification: never change them. Keep the fix as small as "
+    "the bug; do not rename, reformat or reorganise anything else."
+)
+
+SYSTEM_TASK = (
+    "You are turnout, a careful coding agent. You make the change the task asks for in the "
+    "repository, keeping the existing tests passing. Keep the change as small as the task; do "
+    "not rename, reformat or reorganise anything else."
+)
+
+WHOLE_FORM = """\
+Write each function or class you change, complete, in a fenced code block after its file's \
+path on a line of its own (a new file: the whole file), like this:
+
+src/example.py
+```python
+def the_function_you_fixed(...):
+    ...every line of it, with your change...
+```
+
+Definitions you leave out stay as they are."""
+
+REPLACE_FORM = """\
+{files} {verb} too long to rewrite: change {pronoun} with SEARCH/REPLACE blocks. Write the \
+path on a line of its own, then:
+
+<<<<<<< SEARCH
+...lines copied exactly from the file...
+=======
+...the lines that replace them...
+>>>>>>> REPLACE"""
+
+
+def first_prompt(
+    task: str,
+    tests: TestOutcome,
+    mode: str,
+    shown: Mapping[str, str],
+    forms: Mapping[str, str],
+    repo_map: str,
+    output_chars: int = 3000,
+) -> str:
+    """The task, what the tests say, the code it concerns, a map of the rest, and the form the
+    answer must take."""
+    parts = [f"Task: {task}"]
+    if mode == "repair":
+        parts.append(
+            f"The tests fail ({tests.summary or f'exit code {tests.exit_code}'}):\n"
+            f"```\n{tail(tests.output, output_chars)}\n```"
+        )
+    elif tests.exit_code == 0:
+        parts.append(f"The tests pass now ({tests.summary}); they must still pass after your change.")
+    if shown:
+        label = "The code under test" if mode == "repair" else "Files that look relevant"
+        blocks = [f"{rel}\n```{fence_language(rel)}\n{text.rstrip()}\n```" for rel, text in shown.items()]
+        parts.append(f"{label}:\n\n" + "\n\n".join(blocks))
+    if repo_map:
+        parts.append(f"Other files in the repository:\n{repo_map}")
+    parts.append(answer_form(mode, forms))
+    return "\n\n".join(parts)
+
+
+def answer_form(mode: str, forms: Mapping[str, str]) -> str:
+    if mode == "repair":
+        lead = "Find the bug in the code under test (not in the tests) and fix it."
+    else:
+        lead = "Do the task."
+    text = [lead, WHOLE_FORM]
+    large = [rel for rel, form in forms.items() if form == "replace"]
+    if large:
+        plural = len(large) > 1
+        text.append(
+            REPLACE_FORM.format(
+                files=", ".join(large), verb="are" if plural else "is", pronoun="them" if plural else "it"
+            )
+        )
+    if mode == "task":
+        text.append("Start with the code. After it, write one short paragraph: what you changed "
+                    "and why.")
+    else:
+        text.append("Start with the code; explain nothing before it.")
+    return "\n\n".join(text)
+
+
+def reflection(trial_summary: str, output: str, forms: Mapping[str, str], output_chars: int = 2500) -> str:
+    """Shown after the best failing candidate so far: what still fails, and the form to answer in."""
+    large = [rel for rel, form in forms.items() if form == "replace"]
+    form = (
+        "Answer with SEARCH/REPLACE blocks for " + ", ".join(large) + " and whole definitions "
+        "for the rest."
+        if large else "Answer as before: the path, then each corrected function or class, complete."
+    )
+    return (
+        f"That change was tried, and the tests {STILL_FAILING} ({trial_summary}):\n"
+        f"```\n{tail(output, output_chars)}\n```\n"
+        f"Look again at what the failing tests expect, then fix the code. {form}"
+    )
+
+
+def fence_language(rel: str) -> str:
+    return {"py": "python", "js": "javascript", "ts": "typescript", "md": "markdown",
+            "toml": "toml", "json": "json", "sh": "sh"}.get(rel.rsplit(".", 1)[-1], "")
+
+
+def tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "...\n" + text[-limit:]

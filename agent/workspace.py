@@ -1,0 +1,205 @@
+"""Where candidate changes are tried: a scratch copy of the repository, never the user's tree.
+
+Each candidate is laid on the copy as the edit server would lay it on the real tree (through
+MCP, so forgiving search/replace and atomic writes are the same code), checked for syntax and
+tested there. Only the winner reaches the user's tree, as one patch that writes every file or
+none (`land`). A run that finds no winner leaves the user's tree exactly as it was.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TextIO
+
+from pydantic import BaseModel
+from turnout.agent.edits import Edit
+from turnout.agent.host import McpHost, ServerSpec
+from turnout.agent.testrun import TestOutcome, parse_test_result
+from turnout.runtimes.base import ToolHost
+from turnout.tools._common import unified_diff
+
+# Not copied: version control, caches, environments and turnout's own state. A test suite never
+# needs them, and a virtualenv alone can be gigabytes.
+SKIPPED_DIRS = frozenset({
+    ".git", ".hg", ".svn", ".turnout", ".venv", "venv", "env", "node_modules", "__pycache__",
+    ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox", ".nox",
+})
+
+
+class Trial(BaseModel):
+    """What became of one candidate on the scratch copy."""
+
+    files: dict[str, str]  # every file the candidate changed, as it ended up
+    edit_errors: list[str]  # edits that did not apply, in the edit server's words
+    syntax_errors: list[str]
+    tests: TestOutcome | None  # None when the candidate never got as far as the tests
+
+    @property
+    def passed(self) -> bool:
+        return self.tests is not None and self.tests.passed and not self.syntax_errors
+
+    @property
+    def failures(self) -> int:
+        """How far from passing: failing tests, or a large number when nothing could run."""
+        if self.syntax_errors or self.tests is None:
+            return 10_000
+        return failure_count(self.tests)
+
+
+def failure_count(tests: TestOutcome) -> int:
+    if tests.passed:
+        return 0
+    counts = [int(n) for n, word in _summary_counts(tests.summary) if word in {"failed", "error", "errors"}]
+    return sum(counts) if counts else 1_000
+
+
+def _summary_counts(summary: str) -> list[tuple[str, str]]:
+    return re.findall(r"(\d+) (failed|passed|errors?|skipped)", summary)
+
+
+class Scratch:
+    """A throwaway copy of `repo` with its own edit and tests servers rooted in it."""
+
+    def __init__(self, repo: Path, test_command: str | None, errlog: TextIO | None = None) -> None:
+        self.repo = repo
+        self._tmp = Path(tempfile.mkdtemp(prefix="turnout-scratch-"))
+        self.root = self._tmp / repo.name
+        shutil.copytree(repo, self.root, symlinks=True, ignore=_skip_dirs)
+        tests_args = ["-m", "turnout.tools.tests", "--root", str(self.root)]
+        if test_command:
+            tests_args += ["--test-command", test_command]
+        self._mcp = McpHost(
+            [_own_server("edit", ["-m", "turnout.tools.edit", "--root", str(self.root)], self.root),
+             _own_server("tests", tests_args, self.root)],
+            errlog=errlog, roots=[self.root],
+        )
+        self.host: ToolHost = self._mcp
+        self._base: dict[str, str | None] = {}  # each touched file as it was in the copy
+
+    def __enter__(self) -> Self:
+        self._mcp.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self._mcp.__exit__(kind, exc, tb)
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def wrap(self, wrapper: Any) -> None:
+        """Put a ToolHost wrapper (test protection, say) in front of the copy's servers."""
+        self.host = wrapper(self.host)
+
+    def run_tests(self) -> TestOutcome:
+        result = self.host.call_tool("run_tests", {})
+        if result.is_error:
+            return TestOutcome(exit_code=-1, summary="the test tool failed", output=result.content)
+        return parse_test_result(result.content)
+
+    def try_edits(self, base: dict[str, str], edits: list[Edit]) -> Trial:
+        """Reset the copy, lay `base` (an earlier candidate's files) and then `edits` on it,
+        and test the result."""
+        self.reset()
+        for rel, text in base.items():
+            self._write(rel, text)
+        errors: list[str] = []
+        for edit in edits:
+            self._remember(edit.path)
+            if edit.kind == "whole":
+                result = self.host.call_tool("write_file", {"path": edit.path, "content": edit.content})
+            else:
+                result = self.host.call_tool(
+                    "replace_in_file", {"path": edit.path, "old": edit.search, "new": edit.replace}
+                )
+            if result.is_error:
+                errors.append(f"{edit.path}: {result.content}")
+        files = self.changed_files()
+        syntax = [problem for rel, text in files.items() if (problem := syntax_error(rel, text))]
+        if not files:
+            return Trial(files={}, edit_errors=errors or ["the reply changed no file"],
+                         syntax_errors=[], tests=None)
+        tests = None if syntax else self.run_tests()
+        return Trial(files=files, edit_errors=errors, syntax_errors=syntax, tests=tests)
+
+    def changed_files(self) -> dict[str, str]:
+        changed: dict[str, str] = {}
+        for rel, before in self._base.items():
+            now = _read(self.root / rel)
+            if now is not None and now != before:
+                changed[rel] = now
+        return changed
+
+    def reset(self) -> None:
+        for rel, before in self._base.items():
+            path = self.root / rel
+            if before is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(before, encoding="utf-8")
+
+    def _remember(self, rel: str) -> None:
+        if rel not in self._base:
+            self._base[rel] = _read(self.root / rel)
+
+    def _write(self, rel: str, text: str) -> None:
+        self._remember(rel)
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def land(host: ToolHost, repo: Path, files: dict[str, str], originals: dict[str, str | None]) -> str:
+    """Write the winning candidate into the user's tree as one all-or-nothing patch, through
+    the user's own (approval-guarded) edit server. Files that already hold their new text are
+    left alone, so landing twice (a run resumed after a crash mid-landing) changes nothing more.
+    Returns "" on success, else why it did not land."""
+    chunks = []
+    for rel in sorted(files):
+        now = _read(repo / rel)
+        if now == files[rel]:
+            continue
+        if now != originals.get(rel):
+            return (
+                f"{rel} changed in the working tree while the run was trying candidates; "
+                "nothing was written. Run again on the current tree."
+            )
+        chunks.append(unified_diff(rel, now, files[rel]))
+    if not chunks:
+        return ""
+    result = host.call_tool("apply_patch", {"patch": "".join(chunks)})
+    return result.content if result.is_error else ""
+
+
+def syntax_error(rel: str, text: str) -> str:
+    """A Python file that does not parse, said as the interpreter would say it."""
+    if not rel.endswith(".py"):
+        return ""
+    try:
+        ast.parse(text, filename=rel)
+    except SyntaxError as exc:
+        return f"{rel}, line {exc.lineno}: SyntaxError: {exc.msg}"
+    return ""
+
+
+def _own_server(name: str, args: list[str], root: Path) -> ServerSpec:
+    return ServerSpec(name=name, command=sys.executable, args=args, cwd=str(root),
+                      bare_names=True, trusted=True)
+
+
+def _skip_dirs(directory: str, names: list[str]) -> set[str]:
+    return {n for n in names if n in SKIPPED_DIRS or n.endswith(".egg-info")}
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None

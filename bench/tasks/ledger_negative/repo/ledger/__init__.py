@@ -1,0 +1,1 @@
+"""The household ledger: importing bank exports and summing them up."""

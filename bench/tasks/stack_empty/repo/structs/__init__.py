@@ -1,0 +1,1 @@
+"""Small data structures for the template engine's parser."""

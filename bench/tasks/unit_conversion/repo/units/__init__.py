@@ -1,0 +1,1 @@
+"""Unit conversion for the route planner and the parcel scale."""
