@@ -109,6 +109,18 @@ def parse_reply(text: str, known: Mapping[str, str]) -> ParsedReply:
     return ParsedReply(edits=edits, prose="\n".join(prose).strip(), problems=problems)
 
 
+def render_edits(edits: list[Edit]) -> str:
+    """Edits written back in the form they are read in (for showing a try to the model again)."""
+    parts = []
+    for edit in edits:
+        if edit.kind == "whole":
+            parts.append(f"{edit.path}\n```\n{edit.content.rstrip()}\n```")
+        else:
+            parts.append(f"{edit.path}\n<<<<<<< SEARCH\n{edit.search}\n=======\n"
+                         f"{edit.replace}\n>>>>>>> REPLACE")
+    return "\n\n".join(parts)
+
+
 def path_in_line(line: str, known: Mapping[str, str]) -> str | None:
     """A file path that a line consists of, decorations aside (`x.py`, **x.py**, File: x.py,
     ### x.py, # x.py); None for ordinary prose or code."""

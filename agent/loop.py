@@ -27,7 +27,7 @@ from typing import Any, Literal, TypedDict
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field
 from turnout.agent import prompts
-from turnout.agent.edits import Edit, parse_reply
+from turnout.agent.edits import Edit, parse_reply, render_edits
 from turnout.agent.localize import localize, repo_map
 from turnout.agent.testrun import TestOutcome, is_test_file, parse_test_result
 from turnout.agent.workspace import Scratch, Trial, land
@@ -55,8 +55,13 @@ class AgentConfig(BaseModel):
     reflections: int = Field(
         default=1, ge=0, description="rounds that show the model what its best try still fails"
     )
+    alternatives: int = Field(
+        default=4, ge=0,
+        description="one-place fixes asked for in an alternatives round, each tried on its own "
+        "(0: no such rounds)",
+    )
     sample_temperature: float = Field(default=0.7, gt=0, le=2, description="for sampled candidates")
-    max_candidates: int = Field(default=14, ge=1, description="candidates tried in the whole run")
+    max_candidates: int = Field(default=40, ge=1, description="candidates tried in the whole run")
     seed: int = Field(default=1, description="first seed of the sampled candidates")
     drafter: str | None = Field(
         default="suffix",
@@ -153,37 +158,34 @@ def build_graph(
         shown, forms = choose_shown(repo, found.files, config)
         emit("localized", mode=mode, files=list(shown), forms=forms,
              reasons={rel: found.reasons.get(rel, "") for rel in shown})
-        first = prompts.first_prompt(
-            task, before, mode, shown, forms,
-            repo_map(repo, exclude=list(shown), max_chars=config.map_chars),
+        context = prompts.context_prompt(
+            task, before, mode, shown, repo_map(repo, exclude=list(shown), max_chars=config.map_chars),
         )
         system = prompts.SYSTEM_REPAIR if mode == "repair" else prompts.SYSTEM_TASK
         update.update(
             mode=mode, shown=shown, forms=forms,
             messages=[Message(role="system", content=system).model_dump(),
-                      Message(role="user", content=first).model_dump()],
+                      Message(role="user", content=context).model_dump()],
         )
         return update
 
     def propose(state: RunState) -> RunState:
         candidates = [Candidate.model_validate(c) for c in state["candidates"]]
         rnd = state["round"]
-        plan = round_plan(rnd, config)
+        plan = round_plan(rnd, config, state["mode"])
         room = min(config.max_steps - state["step"], config.max_candidates - len(candidates))
         if plan is None or room <= 0:
             return {"exit_status": give_up_status(candidates)}
-        kind, n, temperature = plan.kind, min(plan.n, room), plan.temperature
-        base = best(candidates) if kind == "reflect" else None
-        if kind == "reflect" and base is None:
+        n, temperature = min(plan.n, room), plan.temperature
+        base = best(candidates) if plan.kind == "reflect" else None
+        if plan.kind == "reflect" and base is None:
             return {"round": rnd + 1}  # nothing was tried that a reflection could build on
-        messages = [Message.model_validate(m) for m in state["messages"]]
-        if base is not None:
-            messages += [Message(role="assistant", content=base.reply),
-                         Message(role="user", content=prompts.reflection(
-                             base.summary, base.feedback, state["forms"]))]
+        messages = round_messages(state, plan, base, config)
         seed = config.seed + 100 * rnd
+        budget = (config.alternatives * 120 + 200 if plan.kind == "alternatives"
+                  else reply_budget(state["shown"], state["forms"], config))
         request = ChatRequest(
-            messages=messages, max_tokens=reply_budget(state["shown"], state["forms"], config),
+            messages=messages, max_tokens=budget,
             temperature=temperature, seed=seed if temperature > 0 else None, n=n,
             drafter=config.drafter if temperature == 0 else None,
         )
@@ -194,20 +196,27 @@ def build_graph(
         totals = accumulate(state, replies)
         update.update(totals)  # type: ignore[typeddict-item]
         for offset, reply in enumerate(replies):
-            parsed = parse_reply(reply.raw_text or reply.text, state["shown"])
-            candidate = Candidate(
-                id=len(candidates), round=rnd, temperature=temperature,
-                seed=seed + offset if temperature > 0 else None, reply=reply.raw_text or reply.text,
-                edits=[e for e in parsed.edits if not is_test_file(e.path)],
-                base=base.id if base is not None else -1, seconds=round(seconds / len(replies), 2),
-            )
-            if not candidate.edits:
-                candidate.status = "unreadable"
-                candidate.feedback = "; ".join(parsed.problems) or "the reply held no edit"
-                candidate.summary = "no edit in the reply"
-            candidates.append(candidate)
-            emit("model_reply", step=state["step"] + offset + 1, round=rnd, kind=kind,
-                 route=reply.route, model=reply.model, edits=len(candidate.edits),
+            text = reply.raw_text or reply.text
+            parsed = parse_reply(text, state["shown"])
+            # Never a test (the specification), never the answer form's own example.
+            edits = [e for e in parsed.edits if not is_test_file(e.path)
+                     and not (e.path == prompts.EXAMPLE_PATH and not (repo / e.path).exists())]
+            # An alternatives reply holds independent fixes: each is a candidate of its own.
+            groups = [[e] for e in edits] if plan.kind == "alternatives" else [edits]
+            for group in groups:
+                candidate = Candidate(
+                    id=len(candidates), round=rnd, temperature=temperature,
+                    seed=seed + offset if temperature > 0 else None, reply=text, edits=group,
+                    base=base.id if base is not None else -1,
+                    seconds=round(seconds / len(replies), 2),
+                )
+                if not group:
+                    candidate.status = "unreadable"
+                    candidate.feedback = "; ".join(parsed.problems) or "the reply held no edit"
+                    candidate.summary = "no edit in the reply"
+                candidates.append(candidate)
+            emit("model_reply", step=state["step"] + offset + 1, round=rnd, kind=plan.kind,
+                 route=reply.route, model=reply.model, edits=len(edits),
                  prompt_tokens=reply.usage.prompt_tokens,
                  completion_tokens=reply.usage.completion_tokens,
                  cached_prompt_tokens=reply.stats.cached_prompt_tokens,
@@ -278,24 +287,50 @@ def build_graph(
 
 
 class Round(BaseModel):
-    kind: Literal["fresh", "reflect"]  # from the first prompt, or on top of the best try so far
+    # fresh: answer from the first prompt; alternatives: several one-place fixes, each tried on
+    # its own; reflect: on top of the best try so far, shown what it still fails
+    kind: Literal["fresh", "alternatives", "reflect"]
     n: int
     temperature: float
 
 
-def round_plan(rnd: int, config: AgentConfig) -> Round | None:
-    """Round 0 is one greedy reply; then `samples` sampled ones on the same prompt (its KV cache
-    reused); then each reflection is a greedy and a sampled round on the best try so far."""
+def round_plan(rnd: int, config: AgentConfig, mode: str = "repair") -> Round | None:
+    """The order of tries. Greedy before sampled (it is the model's best guess and the cheapest);
+    every fresh and alternatives round starts from the same context, so its KV cache is read once;
+    a reflection builds on the best failure. Alternatives need a failing test to choose between
+    them, so a task run has none."""
     greedy = {"n": 1, "temperature": 0.0}
     sampled = {"n": config.samples, "temperature": config.sample_temperature}
+    alternatives = config.alternatives > 0 and mode == "repair"
     rounds = [Round(kind="fresh", **greedy)]
+    if alternatives:
+        rounds.append(Round(kind="alternatives", **greedy))
     if config.samples:
         rounds.append(Round(kind="fresh", **sampled))
+        if alternatives:
+            rounds.append(Round(kind="alternatives", **sampled))
     for _ in range(config.reflections):
         rounds.append(Round(kind="reflect", **greedy))
         if config.samples:
             rounds.append(Round(kind="reflect", **sampled))
     return rounds[rnd] if rnd < len(rounds) else None
+
+
+def round_messages(state: RunState, plan: Round, base: Candidate | None, config: AgentConfig) -> list[Message]:
+    """The shared context, then this round's answer form (and, for a reflection, the try it
+    builds on and what that try still fails)."""
+    system, context = (Message.model_validate(m) for m in state["messages"])
+    if plan.kind == "alternatives":
+        form = prompts.alternatives_form(config.alternatives)
+    else:
+        form = prompts.answer_form(state["mode"], state["forms"])
+    messages = [system, Message(role="user", content=f"{context.content}\n\n{form}")]
+    if base is not None:
+        messages += [
+            Message(role="assistant", content=render_edits(base.edits)),
+            Message(role="user", content=prompts.reflection(base.summary, base.feedback, state["forms"])),
+        ]
+    return messages
 
 
 def sample(model: ChatModel, request: ChatRequest) -> tuple[list[ChatResponse], int]:

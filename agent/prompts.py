@@ -26,15 +26,19 @@ SYSTEM_TASK = (
 
 WHOLE_FORM = """\
 Write each function or class you change, complete, in a fenced code block after its file's \
-path on a line of its own (a new file: the whole file), like this:
+path on a line of its own (a new file: the whole file). For example, a fix to `area` in \
+shapes.py would be written:
 
-src/example.py
+shapes.py
 ```python
-def the_function_you_fixed(...):
-    ...every line of it, with your change...
+def area(width, height):
+    return width * height
 ```
 
 Definitions you leave out stay as they are."""
+
+# Replies that copy the examples above instead of answering: their edits are dropped.
+EXAMPLE_PATH = "shapes.py"
 
 REPLACE_FORM = """\
 {files} {verb} too long to rewrite: change {pronoun} with SEARCH/REPLACE blocks. Write the \
@@ -47,17 +51,17 @@ path on a line of its own, then:
 >>>>>>> REPLACE"""
 
 
-def first_prompt(
+def context_prompt(
     task: str,
     tests: TestOutcome,
     mode: str,
     shown: Mapping[str, str],
-    forms: Mapping[str, str],
     repo_map: str,
     output_chars: int = 3000,
 ) -> str:
-    """The task, what the tests say, the code it concerns, a map of the rest, and the form the
-    answer must take."""
+    """The task, what the tests say, the code it concerns and a map of the rest. Every round
+    sends this same text first and its own answer form after it, so the runtime's KV cache
+    holds the context once for the whole run."""
     parts = [f"Task: {task}"]
     if mode == "repair":
         parts.append(
@@ -72,8 +76,30 @@ def first_prompt(
         parts.append(f"{label}:\n\n" + "\n\n".join(blocks))
     if repo_map:
         parts.append(f"Other files in the repository:\n{repo_map}")
-    parts.append(answer_form(mode, forms))
     return "\n\n".join(parts)
+
+
+ALTERNATIVES_FORM = """\
+Do not rewrite anything yet. Find the lines where the bug could be, and for each give the \
+smallest fix you can think of: up to {count} different fixes, the most likely first. Write each \
+as a SEARCH/REPLACE block under its file's path: SEARCH holds lines copied exactly from that \
+file, REPLACE the same lines corrected. For example, if a file shapes.py computed an area with \
+`return width * height / 2` where the tests expect `width * height`, the block would be:
+
+shapes.py
+<<<<<<< SEARCH
+    return width * height / 2
+=======
+    return width * height
+>>>>>>> REPLACE
+
+Each block is tried on its own, so each must be a complete fix by itself. Write nothing else."""
+
+
+def alternatives_form(count: int) -> str:
+    """Several small, independent fixes in one short reply: each is tested on its own, so one
+    cheap reply buys several tries."""
+    return ALTERNATIVES_FORM.format(count=count)
 
 
 def answer_form(mode: str, forms: Mapping[str, str]) -> str:

@@ -27,8 +27,9 @@ from turnout.bench.agent_tasks import AgentTask, load_tasks, prepare_workspace, 
 
 # The configurations compared, by name. Each is an AgentConfig override.
 CONFIGS: dict[str, dict[str, Any]] = {
-    "greedy": {"samples": 0, "reflections": 0},
-    "sampling": {"samples": 4, "reflections": 1},
+    "greedy": {"samples": 0, "reflections": 0, "alternatives": 0},
+    "sampling": {"samples": 4, "reflections": 1, "alternatives": 0},
+    "alternatives": {"samples": 4, "reflections": 1, "alternatives": 4},
 }
 
 

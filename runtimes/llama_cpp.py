@@ -29,7 +29,13 @@ from turnout.runtimes.base import (
 from turnout.runtimes.errors import ModelError
 from turnout.runtimes.grammar import compiled_grammar
 from turnout.runtimes.repetition import RepetitionConfig, RepetitionGuard, llama_cpp_processor
-from turnout.runtimes.speculative import LocalSpeculation
+from turnout.runtimes.speculative import (
+    LocalSpeculation,
+    ParallelGeneration,
+    llama_with_sequences,
+    peak_rss_mb,
+    peak_rss_reset,
+)
 from turnout.runtimes.toolcalls import parse_tool_calls
 
 
@@ -63,6 +69,18 @@ class LlamaCppConfig(BaseModel):
         default=True,
         description="measure the batch cost curve once per model and machine (cached in the "
         "models dir); False uses DESIGN.md's CPU figures",
+    )
+    n_seq_max: int = Field(
+        default=8, ge=1, le=256,
+        description="sequences the context can decode in parallel (a request's n > 1 samples "
+        "its completions as parallel sequences sharing the prompt's KV cache, up to this many "
+        "per batch); the KV cache is unified, so every sequence may use all n_ctx cells",
+    )
+    flash_attn: bool = Field(
+        default=False,
+        description="llama.cpp's flash attention. Off (llama.cpp's default) it is faster at "
+        "depth on a CPU, but parallel sampled candidates (n > 1) then round unlike one "
+        "sequence alone and drift from their seed's lone reply; on, they equal it bit for bit",
     )
     progress_min_tokens: int = Field(
         default=1024, ge=1,
@@ -116,7 +134,8 @@ class LlamaCppModel:
         path = models.resolve(self.config.model)
         self.name = f"llama_cpp:{self.config.model if self.config.model in models.CATALOG else path.name}"
         try:
-            self._llm = llama_cpp.Llama(
+            self._llm = llama_with_sequences(
+                self.config.n_seq_max,
                 model_path=str(path),
                 n_ctx=self.config.n_ctx,
                 n_threads=self.config.n_threads or os.cpu_count() or 1,
@@ -125,6 +144,7 @@ class LlamaCppModel:
                 n_threads_batch=self.config.n_threads or os.cpu_count() or 1,
                 n_gpu_layers=self.config.n_gpu_layers,
                 seed=self.config.seed,
+                flash_attn=self.config.flash_attn,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
@@ -163,7 +183,7 @@ class LlamaCppModel:
             on_prefill = PrefillProgress(self._progress, self.config.progress_min_tokens)
         raw, gen, peak = self.speculation().complete(
             messages, max_tokens=request.max_tokens, temperature=request.temperature,
-            seed=request.seed if request.seed is not None else self.config.seed,
+            seed=self._seed(request),
             drafter=drafter, grammar=grammar, on_token=on_token, on_prefill=on_prefill,
         )
         stats = GenerationStats(
@@ -187,6 +207,86 @@ class LlamaCppModel:
         )
 
     def chat(self, request: ChatRequest) -> ChatResponse:
+        """One reply; with `request.n > 1` and a temperature above 0, `n` sampled ones.
+
+        The n completions (completion i from seed `seed + i`) come back in `candidates`, the
+        first also as the reply itself; its usage counts the prompt once and every
+        completion's tokens. turnout's own loop decodes them as parallel sequences that share
+        the prompt's KV cache (any drafter is ignored: there are no drafts in that path); with
+        `drafter="off"` llama-cpp-python samples them one after another. Each completion
+        samples the distribution its seed samples alone; it is that very reply bit for bit
+        with `flash_attn`, and without it drifts from it by rounding (see
+        `SpeculativeDecoder.generate_many`). At temperature 0 every completion would be the
+        same greedy one, so one is decoded and `candidates` holds just it. The repetition
+        guard watches each completion on its own (none under a grammar, as for one reply).
+        """
+        if request.n > 1:
+            if request.temperature <= 0:
+                reply = self._chat_one(request.model_copy(update={"n": 1}))
+                return reply.model_copy(update={"candidates": [reply.model_copy()]})
+            return self._chat_many(request)
+        return self._chat_one(request)
+
+    def _seed(self, request: ChatRequest) -> int:
+        return request.seed if request.seed is not None else self.config.seed
+
+    def _chat_many(self, request: ChatRequest) -> ChatResponse:
+        drafter = request.drafter or self.config.drafter
+        if drafter == "off":
+            seed = self._seed(request)
+            replies = [
+                self._chat_one(request.model_copy(update={"n": 1, "seed": seed + i}))
+                for i in range(request.n)
+            ]
+            return combine_candidates(replies)
+        messages = to_text_protocol(request.messages, request.tools)
+        self._llama_cpp.llama_perf_context_reset(self._llm.ctx)
+        grammar = None
+        if self.config.constrain_tool_calls:
+            grammar = compiled_grammar(request.tools, request.tool_choice or "auto")
+        guards: list[RepetitionGuard | None] = [
+            RepetitionGuard(self.config.repetition)
+            if grammar is None and self.config.repetition.enabled else None
+            for _ in range(request.n)
+        ]
+        on_prefill = None
+        if self._progress is not None:
+            on_prefill = PrefillProgress(self._progress, self.config.progress_min_tokens)
+        speculation = self.speculation()
+        prompt = speculation.prompt_tokens(messages)
+        peak_rss_reset()
+        gen = speculation.decoder.generate_many(
+            prompt, n=request.n, max_tokens=request.max_tokens, temperature=request.temperature,
+            seed=self._seed(request), grammar=grammar,
+            on_token=[g.feed if g is not None else None for g in guards], on_prefill=on_prefill,
+        )
+        peak = peak_rss_mb()
+        replies = []
+        for seq, guard in zip(gen.sequences, guards):
+            raw = self._llm.detokenize(seq.tokens, prev_tokens=prompt).decode(
+                "utf-8", errors="ignore"
+            )
+            stats = GenerationStats(
+                prompt_tokens=seq.prompt_tokens, cached_prompt_tokens=seq.cached_prompt_tokens,
+                prefill_seconds=seq.prefill_seconds, decode_seconds=seq.decode_seconds,
+                completion_tokens=len(seq.tokens), drafter="none", peak_rss_mb=peak,
+            )
+            finish_reason = seq.finish_reason
+            if guard is not None and guard.tripped:
+                finish_reason = "repetition"
+                stats.repetition_aborted = True
+                stats.tokens_saved = max(request.max_tokens - len(seq.tokens), 0)
+            parsed = parse_tool_calls(raw, request.tools)
+            replies.append(ChatResponse(
+                text=parsed.text, tool_calls=parsed.calls,
+                problems=[p.message for p in parsed.problems], raw_text=raw,
+                finish_reason=finish_reason,
+                usage=Usage(prompt_tokens=seq.prompt_tokens, completion_tokens=len(seq.tokens)),
+                stats=stats, model=self.name,
+            ))
+        return combine_candidates(replies, gen)
+
+    def _chat_one(self, request: ChatRequest) -> ChatResponse:
         messages = to_text_protocol(request.messages, request.tools)
         ctx = self._llm.ctx
         self._llama_cpp.llama_perf_context_reset(ctx)
@@ -208,7 +308,7 @@ class LlamaCppModel:
             messages=messages,
             max_tokens=request.max_tokens,
             temperature=request.temperature,
-            seed=request.seed if request.seed is not None else self.config.seed,
+            seed=self._seed(request),
             **extra,
         )
         wall = time.perf_counter() - started
@@ -243,6 +343,36 @@ class LlamaCppModel:
             stats=stats,
             model=self.name,
         )
+
+
+def combine_candidates(
+    replies: list[ChatResponse], generation: ParallelGeneration | None = None
+) -> ChatResponse:
+    """One reply standing for n sampled ones: the first, with every reply in `candidates`,
+    usage counting the prompt once and all completions' tokens, and stats for the whole call
+    (from `generation` when they were decoded together, else added up call by call)."""
+    first = replies[0]
+    completion = sum(r.usage.completion_tokens for r in replies)
+    usage = Usage(prompt_tokens=first.usage.prompt_tokens, completion_tokens=completion)
+    stats = first.stats.model_copy(update={
+        "completion_tokens": completion,
+        "tokens_saved": sum(r.stats.tokens_saved for r in replies),
+        "repetition_aborted": any(r.stats.repetition_aborted for r in replies),
+        "peak_rss_mb": max(r.stats.peak_rss_mb for r in replies),
+    })
+    if generation is not None:
+        stats.prefill_seconds = generation.prefill_seconds
+        stats.decode_seconds = generation.decode_seconds
+    else:
+        stats.prefill_seconds = sum(r.stats.prefill_seconds for r in replies)
+        stats.decode_seconds = sum(r.stats.decode_seconds for r in replies)
+        stats.drafted = sum(r.stats.drafted for r in replies)
+        stats.accepted = sum(r.stats.accepted for r in replies)
+        stats.draft_steps = sum(r.stats.draft_steps for r in replies)
+    return first.model_copy(update={
+        "usage": usage, "stats": stats,
+        "candidates": [r.model_copy() for r in replies],
+    })
 
 
 def describe_tools(tools: list[ToolSpec]) -> str:

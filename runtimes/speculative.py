@@ -15,13 +15,28 @@ same chain, so a draft token the grammar forbids can never equal the choice: it 
 
 The KV cache is kept across calls, so a prompt that starts with the previous call's prompt and
 output (a chat that goes on) only evaluates its new tail.
+
+`generate_many` samples n completions of one prompt as parallel sequences: the prompt is read
+once into sequence 0 (from the prefix cache as usual), shared with sequences 1..n-1 through
+`llama_memory_seq_cp` (in a unified KV cache that only tags the prompt's cells with more
+sequence ids), and every step decodes one token per live sequence in a single batch. A batch of
+4 rows costs less than 4 lone rows (DESIGN.md's CPU curve: 2.1x; 3x for Qwen2.5-Coder-1.5B on
+2 cores of a shared AMD EPYC VM, `turnout bench sampling`), so 4 completions cost less than 4
+calls.
+Sequences 1..n-1 are removed from the cache afterwards; sequence 0 stays as the prefix cache.
+The context must allow several sequences (`n_seq_max` > 1, unified KV cache: see
+`llama_with_sequences`); one that does not gets its completions one after another. Each
+completion samples its seed's distribution; it is its seed's lone reply bit for bit only with
+flash attention (see `generate_many` for why).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import statistics
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +87,35 @@ class Generation:
     draft_steps: int = 0
     near_ties: int = 0  # batch rows re-evaluated alone because their top two logits were close
     verify_rows: list[int] = field(default_factory=list)  # batch widths used, for diagnostics
+    step_seconds: list[float] = field(default_factory=list)  # each decode step's llama_decode
+    # With `diagnostics=True`: for each output position, the TOP_LOGITS highest logits the
+    # token was chosen from, as (token ids, logits), highest first (see `top_logits`).
+    top: list[tuple[list[int], list[float]]] = field(default_factory=list)
+
+
+@dataclass
+class ParallelGeneration:
+    """What one `generate_many` call produced: one `Generation` per completion, seed order.
+
+    The prompt is counted once: `prompt_tokens`/`cached_prompt_tokens`/`prefill_seconds` are
+    the call's (each sequence's own copies say the same); `decode_seconds` is the wall time of
+    the whole decode, while each sequence's `decode_seconds` runs until that sequence ended.
+    """
+
+    sequences: list[Generation]
+    prompt_tokens: int
+    cached_prompt_tokens: int
+    prefill_seconds: float
+    decode_seconds: float
+    batch_rows: list[int] = field(default_factory=list)  # rows of each decode step's batch
+    step_seconds: list[float] = field(default_factory=list)  # each decode step's llama_decode
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(len(g.tokens) for g in self.sequences)
+
+
+TOP_LOGITS = 8  # logits kept per position by `diagnostics=True`
 
 
 def best_draft_length(draft: Draft, curve: CostCurve, drafter_cost: float, limit: int) -> int:
@@ -94,6 +138,43 @@ def best_draft_length(draft: Draft, curve: CostCurve, drafter_cost: float, limit
     return best_k
 
 
+_DEFAULT_PARAMS_LOCK = threading.Lock()
+
+
+def llama_with_sequences(n_seq_max: int, **kwargs: Any) -> Any:
+    """A `llama_cpp.Llama(**kwargs)` whose context holds up to `n_seq_max` sequences, in one
+    unified KV cache, so `SpeculativeDecoder.generate_many` can decode them in parallel.
+
+    llama-cpp-python's `Llama` makes every context (but embedding ones) for one sequence, and
+    llama.cpp rejects a batch row whose sequence id is not below the context's `n_seq_max`. A
+    larger `n_seq_max` alone would split the cache: each sequence would get n_ctx / n_seq_max
+    cells, and a lone long prompt would no longer fit. With `kv_unified` every sequence may use
+    any of the n_ctx cells, the prompt that parallel completions share takes its cells once,
+    and one sequence alone works as before. `Llama` has no parameter for either, so its
+    defaults are adjusted (`llama_context_default_params`, under a lock) while it is made.
+    """
+    import llama_cpp
+    from llama_cpp import llama_cpp as lib
+
+    if n_seq_max <= 1:
+        return llama_cpp.Llama(**kwargs)
+    original = lib.llama_context_default_params
+    wanted = min(n_seq_max, int(lib.llama_max_parallel_sequences()))
+
+    def params() -> Any:
+        p = original()
+        p.n_seq_max = wanted
+        p.kv_unified = True
+        return p
+
+    with _DEFAULT_PARAMS_LOCK:
+        lib.llama_context_default_params = params
+        try:
+            return llama_cpp.Llama(**kwargs)
+        finally:
+            lib.llama_context_default_params = original
+
+
 class SpeculativeDecoder:
     """Generates with a draft/verify loop on one llama.cpp context, reusing its KV prefix."""
 
@@ -114,6 +195,18 @@ class SpeculativeDecoder:
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._kv: list[int] = []  # tokens whose keys and values are in the cache, in order
         self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+        self._eog: list[int] | None = None  # end-of-generation tokens, found on first use
+        self._diag_seconds = 0.0  # time spent on diagnostics, kept out of decode_seconds
+
+    @property
+    def max_sequences(self) -> int:
+        """How many sequences `generate_many` decodes in one batch: the context's `n_seq_max`
+        when its KV cache lets every sequence use all n_ctx cells (unified), else 1."""
+        lib = self._lib
+        n = int(lib.llama_n_seq_max(self._ctx))
+        if n <= 1 or int(lib.llama_n_ctx_seq(self._ctx)) < self._n_ctx:
+            return 1
+        return min(n, self._n_batch)
 
     def close(self) -> None:
         if self._batch is not None:
@@ -229,13 +322,31 @@ class SpeculativeDecoder:
         grammar: Any = None,
         on_token: Callable[[int], bool] | None = None,
         on_prefill: Callable[[int, int, int], None] | None = None,
+        ignore_eos: bool = False,
+        diagnostics: bool = False,
     ) -> Generation:
         """Generate up to `max_tokens` tokens after `prompt`.
 
         `grammar` is an optional `llama_cpp.LlamaGrammar` (or GBNF text) that constrains every
         chosen token. `on_token` may return True to stop early (e.g. a stop string was seen).
-        `on_prefill` follows the prompt's evaluation (see `prefill`).
+        `on_prefill` follows the prompt's evaluation (see `prefill`). `ignore_eos` forbids the
+        end-of-generation tokens (benchmarks that need `max_tokens` tokens); `diagnostics`
+        keeps the top logits of every position in `Generation.top`.
         """
+        self._check_prompt(prompt)
+        drafter = drafter or NoDrafter()
+        max_tokens = min(max_tokens, self._n_ctx - len(prompt))
+        self._claim_context()
+        sampler = self._make_sampler(temperature, seed, grammar, ignore_eos)
+        try:
+            return self._run(
+                prompt, max_tokens, drafter, sampler, on_token, temperature <= 0, on_prefill,
+                diagnostics,
+            )
+        finally:
+            self._lib.llama_sampler_free(sampler)
+
+    def _check_prompt(self, prompt: Sequence[int]) -> None:
         if not prompt:
             raise UsageError("cannot generate from an empty prompt: pass at least one token")
         if len(prompt) >= self._n_ctx:
@@ -243,16 +354,199 @@ class SpeculativeDecoder:
                 f"the prompt has {len(prompt)} tokens but the context holds {self._n_ctx}: "
                 f"raise n_ctx or shorten the prompt"
             )
-        drafter = drafter or NoDrafter()
-        max_tokens = min(max_tokens, self._n_ctx - len(prompt))
-        self._claim_context()
-        sampler = self._make_sampler(temperature, seed, grammar)
-        try:
-            return self._run(
-                prompt, max_tokens, drafter, sampler, on_token, temperature <= 0, on_prefill
+
+    def generate_many(
+        self,
+        prompt: Sequence[int],
+        *,
+        n: int,
+        max_tokens: int,
+        temperature: float,
+        seed: int = 0,
+        grammar: Any = None,
+        on_token: Sequence[Callable[[int], bool] | None] | None = None,
+        on_prefill: Callable[[int, int, int], None] | None = None,
+        ignore_eos: bool = False,
+        diagnostics: bool = False,
+    ) -> ParallelGeneration:
+        """Sample `n` completions of `prompt`, completion i from seed `seed + i`.
+
+        Completion i samples what `generate(prompt, seed=seed + i, ...)` samples from the same
+        cache state (no drafts), with the same sampler chain and random stream. Whether it is
+        bit for bit the same reply depends on the attention kernel. With flash attention it is
+        (measured: every logit equal): each row attends only to its own sequence's cells, in
+        position order, skipping the others'. Without it (llama.cpp's default) the product of
+        attention weights and values runs over every cell in the window, the other sequences'
+        ones weighted by an exact 0, but which SIMD lane sums which cell depends on where the
+        cells sit, and the sequences' cells interleave: the sums round differently, q8
+        quantization of the activations turns that into logit changes of ~0.1-0.35 after a few
+        tokens, and at temperature > 0 a draw near the boundary of two tokens then picks the
+        other one. The sequence stays a sample of the same distribution; it is no longer the
+        same sample as alone. Up to
+        `max_sequences` completions are decoded together as parallel sequences (see the module
+        docstring); more are done in groups, one after another. Each sequence ends on its own
+        (end of generation, `max_tokens`, or its `on_token[i]` returning True). In a group,
+        the n sequences share the n_ctx cells: `max_tokens` is capped at what fits for all.
+        With temperature 0 every completion is the same greedy one; callers ask for one.
+        """
+        self._check_prompt(prompt)
+        if n < 1:
+            raise UsageError(f"n must be at least 1, got {n}")
+        callbacks = list(on_token) if on_token is not None else [None] * n
+        if len(callbacks) != n:
+            raise UsageError(f"on_token has {len(callbacks)} callbacks for {n} completions")
+        width = self.max_sequences
+        total: ParallelGeneration | None = None
+        for start in range(0, n, width):
+            k = min(width, n - start)
+            progress = on_prefill if start == 0 else None
+            if k == 1:
+                g = self.generate(
+                    prompt, max_tokens=max_tokens, temperature=temperature, seed=seed + start,
+                    grammar=grammar, on_token=callbacks[start], on_prefill=progress,
+                    ignore_eos=ignore_eos, diagnostics=diagnostics,
+                )
+                part = ParallelGeneration(
+                    sequences=[g], prompt_tokens=g.prompt_tokens,
+                    cached_prompt_tokens=g.cached_prompt_tokens,
+                    prefill_seconds=g.prefill_seconds, decode_seconds=g.decode_seconds,
+                    batch_rows=list(g.verify_rows), step_seconds=list(g.step_seconds),
+                )
+            else:
+                part = self._run_parallel(
+                    prompt, k, max_tokens, temperature, seed + start, grammar,
+                    callbacks[start : start + k], progress, ignore_eos, diagnostics,
+                )
+            if total is None:
+                total = part
+            else:
+                total.sequences.extend(part.sequences)
+                total.prefill_seconds += part.prefill_seconds
+                total.decode_seconds += part.decode_seconds
+                total.batch_rows.extend(part.batch_rows)
+                total.step_seconds.extend(part.step_seconds)
+        assert total is not None
+        return total
+
+    def _run_parallel(
+        self,
+        prompt: Sequence[int],
+        k: int,
+        max_tokens: int,
+        temperature: float,
+        seed: int,
+        grammar: Any,
+        on_token: Sequence[Callable[[int], bool] | None],
+        on_prefill: Callable[[int, int, int], None] | None,
+        ignore_eos: bool,
+        diagnostics: bool,
+    ) -> ParallelGeneration:
+        """k sequences in parallel: prompt in sequence 0, copied to 1..k-1, one batch a step."""
+        lib = self._lib
+        # The prompt's cells are shared; each sequence's output takes cells of its own.
+        max_tokens = min(max_tokens, (self._n_ctx - len(prompt)) // k)
+        if max_tokens < 1:
+            raise UsageError(
+                f"{k} completions of a {len(prompt)}-token prompt do not fit in the context "
+                f"({self._n_ctx} tokens): raise n_ctx, shorten the prompt or ask for fewer"
             )
+        self._claim_context()
+        self._diag_seconds = 0.0
+        samplers: list[Any] = []
+        try:
+            for i in range(k):
+                samplers.append(self._make_sampler(temperature, seed + i, grammar, ignore_eos))
+            started = time.perf_counter()
+            reused = self.prefill(prompt, on_prefill)
+            base = len(self._kv)  # == len(prompt): sequence 0 holds exactly the prompt
+            for i in range(1, k):
+                lib.llama_memory_seq_cp(self._mem, 0, i, -1, -1)
+            outs = [
+                Generation(
+                    tokens=[], finish_reason="length", prompt_tokens=len(prompt),
+                    cached_prompt_tokens=reused, prefill_seconds=0.0, decode_seconds=0.0,
+                )
+                for _ in range(k)
+            ]
+            # Every sequence's first token comes from the prompt's last row, as alone.
+            pending = [self._sample(samplers[i], -1, outs[i], diagnostics) for i in range(k)]
+            prefill_done = time.perf_counter()
+            for g in outs:
+                g.prefill_seconds = prefill_done - started
+            contexts = [list(prompt) for _ in range(k)]
+            live = list(range(k))
+            batch_rows: list[int] = []
+            step_seconds: list[float] = []
+            step = 0
+            while True:
+                still = []
+                for i in live:
+                    why = self._emit(pending[i], outs[i], contexts[i], max_tokens, on_token[i])
+                    if why is None:
+                        still.append(i)
+                    else:
+                        outs[i].finish_reason = why
+                        outs[i].decode_seconds = (
+                            time.perf_counter() - prefill_done - self._diag_seconds
+                        )
+                live = still
+                if not live:
+                    break
+                began = time.perf_counter()
+                self._decode_rows([(pending[i], base + step, i) for i in live])
+                step_seconds.append(time.perf_counter() - began)
+                if live[0] == 0:
+                    self._kv.append(pending[0])
+                batch_rows.append(len(live))
+                for row, i in enumerate(live):
+                    pending[i] = self._sample(samplers[i], row, outs[i], diagnostics)
+                    outs[i].verify_rows.append(len(live))
+                step += 1
+            decode_seconds = time.perf_counter() - prefill_done - self._diag_seconds
         finally:
-            self._lib.llama_sampler_free(sampler)
+            # Only sequence 0 stays: the next call's prefix cache.
+            for i in range(1, k):
+                lib.llama_memory_seq_rm(self._mem, i, -1, -1)
+            for sampler in samplers:
+                lib.llama_sampler_free(sampler)
+        return ParallelGeneration(
+            sequences=outs, prompt_tokens=len(prompt), cached_prompt_tokens=reused,
+            prefill_seconds=prefill_done - started, decode_seconds=decode_seconds,
+            batch_rows=batch_rows, step_seconds=step_seconds,
+        )
+
+    def _decode_rows(self, rows: Sequence[tuple[int, int, int]]) -> None:
+        """Evaluate one batch of (token, position, sequence) rows, logits on every row."""
+        batch = self._batch
+        batch.n_tokens = len(rows)
+        for j, (tok, pos, seq) in enumerate(rows):
+            batch.token[j] = tok
+            batch.pos[j] = pos
+            batch.n_seq_id[j] = 1
+            batch.seq_id[j][0] = seq
+            batch.logits[j] = True
+        rc = self._lib.llama_decode(self._ctx, batch)
+        if rc != 0:
+            raise RuntimeFailure(
+                f"llama_decode returned {rc} for {len(rows)} parallel sequences at position "
+                f"{rows[0][1]}; the context ({self._n_ctx} tokens) may be full: raise n_ctx"
+            )
+
+    def _sample(self, sampler: Any, row: int, out: Generation, diagnostics: bool) -> int:
+        """The sampler's choice from batch row `row`; its top logits too, with diagnostics."""
+        if diagnostics:
+            began = time.perf_counter()
+            out.top.append(self.top_logits(row))
+            self._diag_seconds += time.perf_counter() - began
+        return int(self._lib.llama_sampler_sample(sampler, self._ctx, row))
+
+    def top_logits(self, row: int, k: int = TOP_LOGITS) -> tuple[list[int], list[float]]:
+        """The `k` highest logits of batch row `row` (-1: the last), highest first."""
+        ptr = self._lib.llama_get_logits_ith(self._ctx, row)
+        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+        ids = np.argpartition(logits, self._n_vocab - k)[-k:]
+        ids = ids[np.argsort(-logits[ids], kind="stable")]
+        return [int(t) for t in ids], [float(logits[t]) for t in ids]
 
     def _run(
         self,
@@ -263,18 +557,19 @@ class SpeculativeDecoder:
         on_token: Callable[[int], bool] | None,
         greedy: bool,
         on_prefill: Callable[[int, int, int], None] | None = None,
+        diagnostics: bool = False,
     ) -> Generation:
-        lib = self._lib
         started = time.perf_counter()
+        self._diag_seconds = 0.0
         reused = self.prefill(prompt, on_prefill)
         drafter.begin(prompt)
-        pending = lib.llama_sampler_sample(sampler, self._ctx, -1)
-        prefill_done = time.perf_counter()
         out = Generation(
             tokens=[], finish_reason="length", prompt_tokens=len(prompt),
-            cached_prompt_tokens=reused, prefill_seconds=prefill_done - started,
-            decode_seconds=0.0,
+            cached_prompt_tokens=reused, prefill_seconds=0.0, decode_seconds=0.0,
         )
+        pending = self._sample(sampler, -1, out, diagnostics)
+        prefill_done = time.perf_counter()
+        out.prefill_seconds = prefill_done - started
         context = list(prompt)
         done: str | None = None
         redo = False  # re-evaluate `pending` on its own: a batch row was a near tie
@@ -297,7 +592,9 @@ class SpeculativeDecoder:
             redo = False
             batch = [pending, *draft_tokens]
             base = len(self._kv)
+            began = time.perf_counter()
             self._decode(batch, "all" if draft_tokens else "last")
+            out.step_seconds.append(time.perf_counter() - began)
             out.verify_rows.append(len(batch))
             # Row i holds the target's view of the token after batch[i]. While its choice
             # equals the drafted token, the next row was computed on the right context.
@@ -309,7 +606,7 @@ class SpeculativeDecoder:
                     redo = True
                     out.near_ties += 1
                     break
-                pending = lib.llama_sampler_sample(sampler, self._ctx, i)
+                pending = self._sample(sampler, i, out, diagnostics)
                 if i == len(draft_tokens) or pending != draft_tokens[i]:
                     break
                 accepted += 1
@@ -330,7 +627,7 @@ class SpeculativeDecoder:
                 # Keep the evaluated token and the accepted drafts; roll the rest back.
                 self._truncate(base + 1 + accepted)
         out.finish_reason = done
-        out.decode_seconds = time.perf_counter() - prefill_done
+        out.decode_seconds = time.perf_counter() - prefill_done - self._diag_seconds
         drafter.finish(context)
         return out
 
@@ -361,9 +658,27 @@ class SpeculativeDecoder:
             return "length"
         return None
 
-    def _make_sampler(self, temperature: float, seed: int, grammar: Any) -> Any:
+    def eog_tokens(self) -> list[int]:
+        """Every end-of-generation token of the vocabulary."""
+        if self._eog is None:
+            is_eog = self._lib.llama_vocab_is_eog
+            self._eog = [t for t in range(self._n_vocab) if is_eog(self._vocab, t)]
+        return self._eog
+
+    def _make_sampler(
+        self, temperature: float, seed: int, grammar: Any, ignore_eos: bool = False
+    ) -> Any:
         lib = self._lib
         chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if ignore_eos:
+            eog = self.eog_tokens()
+            biases = (lib.llama_logit_bias * len(eog))()
+            for j, token in enumerate(eog):
+                biases[j].token = token
+                biases[j].bias = -math.inf
+            lib.llama_sampler_chain_add(
+                chain, lib.llama_sampler_init_logit_bias(self._n_vocab, len(eog), biases)
+            )
         if grammar is not None:
             text = grammar if isinstance(grammar, str) else grammar._grammar
             root = "root" if isinstance(grammar, str) else grammar._root

@@ -26,7 +26,7 @@ def calc_with(repo: Path, line: str) -> str:
     return (repo / "calc.py").read_text().replace(BUGGY, line)
 
 
-GREEDY_ONLY = AgentConfig(samples=0, reflections=0)
+GREEDY_ONLY = AgentConfig(samples=0, reflections=0, alternatives=0)
 
 
 def test_the_winning_candidate_lands_whole_and_the_report_shows_it(calc_repo: Path) -> None:
@@ -60,7 +60,7 @@ def test_a_candidate_that_fails_leaves_the_users_tree_unchanged(calc_repo: Path)
 def test_when_greedy_fails_sampled_candidates_are_tried_and_the_passing_one_lands(calc_repo: Path) -> None:
     wrong, right = calc_with(calc_repo, WRONG), calc_with(calc_repo, FIXED)
     model = ScriptedModel([whole("calc.py", wrong), whole("calc.py", wrong), whole("calc.py", right)])
-    config = AgentConfig(samples=2, reflections=0, seed=7)
+    config = AgentConfig(samples=2, reflections=0, alternatives=0, seed=7)
     report = run_task("make the tests pass", calc_repo, model, config=config)
 
     assert report.exit_status == "tests_passed"
@@ -76,7 +76,8 @@ def test_when_greedy_fails_sampled_candidates_are_tried_and_the_passing_one_land
 def test_a_reflection_round_shows_the_best_try_and_what_still_fails(calc_repo: Path) -> None:
     wrong, right = calc_with(calc_repo, WRONG), calc_with(calc_repo, FIXED)
     model = ScriptedModel([whole("calc.py", wrong), whole("calc.py", right)])
-    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(samples=0, reflections=1))
+    report = run_task("make the tests pass", calc_repo, model,
+                      config=AgentConfig(samples=0, reflections=1, alternatives=0))
 
     assert report.exit_status == "tests_passed"
     reflection = model.requests[1].messages
@@ -92,7 +93,8 @@ def test_a_model_that_only_talks_stops_cleanly_with_its_evidence(calc_repo: Path
     assert report.exit_status == "no_candidate_passed"
     assert all(c.status == "unreadable" for c in report.candidates)
     assert report.files_changed == [] and not report.tests_passed
-    assert len(model.requests) == 3  # greedy, two samples; no reflection on nothing
+    # greedy, greedy alternatives, two samples of each; no reflection on nothing
+    assert len(model.requests) == 6
 
 
 def test_an_edit_to_a_test_file_is_dropped_and_the_test_stays_as_it_was(calc_repo: Path) -> None:
@@ -192,7 +194,7 @@ def test_a_run_killed_while_verifying_candidates_resumes_without_losing_a_try(
         return real_try(self, base, edits)
 
     monkeypatch.setattr(Scratch, "try_edits", killed_on_the_second_try)
-    config = AgentConfig(samples=2, reflections=0)
+    config = AgentConfig(samples=2, reflections=0, alternatives=0)
     model = ScriptedModel([whole("calc.py", wrong), whole("calc.py", right), whole("calc.py", wrong)])
     with pytest.raises(KeyboardInterrupt):
         run_task("make the tests pass", calc_repo, model, config=config, run_id="k1")
@@ -253,3 +255,20 @@ def test_the_requests_carry_no_tools_and_the_greedy_one_asks_for_the_suffix_draf
 
     run_task("make the tests pass", calc_repo, ScriptedModel([reply]), config=GREEDY_ONLY)
     assert seen[0].tools == [] and seen[0].drafter == "suffix" and seen[0].temperature == 0
+
+
+def test_each_fix_of_an_alternatives_reply_is_tried_on_its_own(calc_repo: Path) -> None:
+    def block(new: str) -> str:
+        return f"calc.py\n<<<<<<< SEARCH\n{BUGGY}\n=======\n{new}\n>>>>>>> REPLACE\n"
+
+    greedy = whole("calc.py", calc_with(calc_repo, WRONG))
+    model = ScriptedModel([greedy, block(WRONG) + "\n" + block(FIXED)])
+    report = run_task("make the tests pass", calc_repo, model,
+                      config=AgentConfig(samples=0, reflections=0, alternatives=3))
+
+    assert report.exit_status == "tests_passed"
+    assert [c.status for c in report.candidates] == ["failed", "duplicate", "passed"]
+    assert "up to 3 different fixes" in model.requests[1].messages[-1].content
+    # The context is the same text in both requests: only the answer form after it differs.
+    context = model.requests[0].messages[-1].content.split("Find the bug")[0]
+    assert model.requests[1].messages[-1].content.startswith(context)

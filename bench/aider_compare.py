@@ -1,0 +1,119 @@
+"""Aider on the same tasks and the same GGUF, verified the same way as `turnout bench agent`.
+
+A benchmark script, not a test: it needs Aider in a virtualenv of its own (its pinned
+dependencies clash with turnout's) and serves the model with `python -m llama_cpp.server`, the
+OpenAI-compatible server of the llama-cpp-python that turnout already installs.
+
+    python3 -m venv build/aider-venv
+    build/aider-venv/bin/pip install aider-chat==0.86.2
+    .venv/bin/python -m turnout.bench.aider_compare --tasks free_shipping,paginate [--json]
+
+Each task gets a fresh workspace; Aider runs once with `--edit-format whole --auto-test`
+(it reruns the tests after each edit and feeds failures back, up to its own retry limit), then
+the task's verification restores the original tests and runs them, as for turnout. Results are
+appended to build/bench-agent/aider.jsonl, beside turnout's record, so the two sit side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from turnout.bench.agent_tasks import load_tasks, prepare_workspace, verify
+from turnout.runtimes import models
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(model_path: Path, port: int, threads: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "8192", "--n_threads", str(threads),
+         "--model_alias", "local-model"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            if server.poll() is not None:
+                raise SystemExit("llama_cpp.server exited before it listened; run it by hand to see why")
+            time.sleep(1)
+    server.kill()
+    raise SystemExit("llama_cpp.server did not listen within 180 s")
+
+
+def run_aider(aider: Path, workspace: Path, task: str, port: int, timeout: float) -> tuple[int, float]:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_API_BASE": f"http://127.0.0.1:{port}/v1"}
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [str(aider), "--model", "openai/local-model", "--edit-format", "whole", "--auto-test",
+             "--test-cmd", f"{sys.executable} -m pytest -q", "--yes-always", "--no-auto-commits",
+             "--no-gitignore", "--no-show-model-warnings", "--no-check-update", "--no-analytics",
+             "--map-tokens", "1024", "--message", task],
+            cwd=workspace, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+            check=False,
+        )
+        code = done.returncode
+    except subprocess.TimeoutExpired:
+        code = -9
+    return code, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", default="", help="comma-separated task names (default: all)")
+    parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="catalog model or .gguf path")
+    parser.add_argument("--aider", type=Path, default=Path("build/aider-venv/bin/aider"))
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per task")
+    parser.add_argument("--record", type=Path, default=Path("build/bench-agent/aider.jsonl"))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if not args.aider.exists():
+        print(f"{args.aider} not found; install Aider first (see this module's docstring)", file=sys.stderr)
+        return 2
+    tasks = load_tasks(names=[t for t in args.tasks.split(",") if t] or None)
+    args.record.parent.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    server = start_server(models.resolve(args.model), port, args.threads)
+    results = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="turnout-aider-") as tmp:
+            for task in tasks:
+                workspace = prepare_workspace(task, Path(tmp) / task.name)
+                code, wall = run_aider(args.aider, workspace, task.task, port, args.timeout)
+                check = verify(task, workspace)
+                row = {"config": "aider", "task": task.name, "kind": task.kind, "passed": check.passed,
+                       "aider_exit": code, "wall_seconds": round(wall, 1), "verify_summary": check.summary}
+                print(f"aider {task.name}: {'pass' if check.passed else 'FAIL'} ({wall:.0f}s)", file=sys.stderr)
+                with args.record.open("a", encoding="utf-8") as out:
+                    out.write(json.dumps(row) + "\n")
+                results.append(row)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    passed = sum(r["passed"] for r in results)
+    summary = {"config": "aider", "tasks": len(results), "passed": passed,
+               "pass_rate": round(passed / len(results), 3) if results else 0.0}
+    print(json.dumps({"summary": summary, "results": results}, indent=2) if args.json
+          else f"aider: {passed}/{len(results)} tasks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
