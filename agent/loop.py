@@ -30,7 +30,7 @@ from turnout.agent import prompts
 from turnout.agent.edits import Edit, parse_reply, render_edits
 from turnout.agent.localize import localize, repo_map
 from turnout.agent.testrun import TestOutcome, is_test_file, parse_test_result
-from turnout.agent.workspace import Scratch, Trial, land
+from turnout.agent.workspace import Scratch, Trial, land, read_text_or_none
 from turnout.runtimes.base import ChatModel, ChatRequest, ChatResponse, Message, ToolHost
 
 Mode = Literal["repair", "task"]
@@ -436,14 +436,7 @@ def reply_budget(shown: dict[str, str], forms: dict[str, str], config: AgentConf
     return max(256, min(config.max_tokens, int(whole / 3.2) + 400))
 
 
-def read_text_or_none(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def elapsed_clock(offset: float) -> Callable[[], float]:
-    """Seconds since the run began, carrying `offset` from the run's earlier lives."""
+def elapsed_clock() -> Callable[[], float]:
+    """Seconds since this process began the run (a resumed run counts from its resumption)."""
     start = time.perf_counter()
-    return lambda: offset + time.perf_counter() - start
+    return lambda: time.perf_counter() - start

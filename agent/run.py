@@ -29,9 +29,9 @@ from turnout.agent.approvals import (
     with_policy,
 )
 from turnout.agent.host import McpHost, ServerSpec, builtin_servers
-from turnout.agent.loop import AgentConfig, Candidate, build_graph, elapsed_clock, read_text_or_none
+from turnout.agent.loop import AgentConfig, Candidate, build_graph, elapsed_clock
 from turnout.agent.testrun import TestOutcome
-from turnout.agent.workspace import Scratch
+from turnout.agent.workspace import Scratch, read_text_or_none
 from turnout.agent.wrappers import ProtectTests
 from turnout.router.router import PolicyRouter
 from turnout.runtimes.base import ChatModel
@@ -133,7 +133,7 @@ def run_task(
         conn = sqlite3.connect(repo / ".turnout" / "checkpoints.sqlite", check_same_thread=False)
         thread = {"configurable": {"thread_id": run_id}, "recursion_limit": 6 * config.max_candidates + 20}
         try:
-            clock = elapsed_clock(0.0)
+            clock = elapsed_clock()
             with (
                 McpHost(servers or builtin_servers(repo, test_command), errlog=servers_log, roots=[repo]) as host,
                 Scratch(repo, test_command, errlog=servers_log) as scratch,

@@ -13,9 +13,10 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TextIO
+from typing import Self, TextIO
 
 from pydantic import BaseModel
 from turnout.agent.edits import Edit
@@ -55,48 +56,76 @@ class Trial(BaseModel):
 def failure_count(tests: TestOutcome) -> int:
     if tests.passed:
         return 0
-    counts = [int(n) for n, word in _summary_counts(tests.summary) if word in {"failed", "error", "errors"}]
+    counts = [int(n) for n, word in re.findall(r"(\d+) (failed|errors?)", tests.summary)]
     return sum(counts) if counts else 1_000
 
 
-def _summary_counts(summary: str) -> list[tuple[str, str]]:
-    return re.findall(r"(\d+) (failed|passed|errors?|skipped)", summary)
-
-
 class Scratch:
-    """A throwaway copy of `repo` with its own edit and tests servers rooted in it."""
+    """A throwaway copy of `repo` with its own edit and tests servers rooted in it.
+
+    Made on first use: a run that ends before its first candidate (the tests already pass)
+    copies nothing and starts no server."""
 
     def __init__(self, repo: Path, test_command: str | None, errlog: TextIO | None = None) -> None:
         self.repo = repo
-        self._tmp = Path(tempfile.mkdtemp(prefix="turnout-scratch-"))
-        self.root = self._tmp / repo.name
-        shutil.copytree(repo, self.root, symlinks=True, ignore=_skip_dirs)
-        tests_args = ["-m", "turnout.tools.tests", "--root", str(self.root)]
-        if test_command:
-            tests_args += ["--test-command", test_command]
-        self._mcp = McpHost(
-            [_own_server("edit", ["-m", "turnout.tools.edit", "--root", str(self.root)], self.root),
-             _own_server("tests", tests_args, self.root)],
-            errlog=errlog, roots=[self.root],
-        )
-        self.host: ToolHost = self._mcp
+        self._test_command = test_command
+        self._errlog = errlog
+        self._tmp: Path | None = None
+        self._mcp: McpHost | None = None
+        self._wrappers: list[Callable[[ToolHost], ToolHost]] = []
+        self._host: ToolHost | None = None
         self._base: dict[str, str | None] = {}  # each touched file as it was in the copy
 
     def __enter__(self) -> Self:
-        self._mcp.__enter__()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
-            self._mcp.__exit__(kind, exc, tb)
+            if self._mcp is not None:
+                self._mcp.__exit__(kind, exc, tb)
         finally:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def wrap(self, wrapper: Any) -> None:
+    @property
+    def root(self) -> Path:
+        self._start()
+        assert self._tmp is not None
+        return self._tmp / self.repo.name
+
+    @property
+    def host(self) -> ToolHost:
+        """The copy's servers, behind every wrapper given to `wrap`."""
+        self._start()
+        assert self._host is not None
+        return self._host
+
+    def wrap(self, wrapper: Callable[[ToolHost], ToolHost]) -> None:
         """Put a ToolHost wrapper (test protection, say) in front of the copy's servers."""
-        self.host = wrapper(self.host)
+        self._wrappers.append(wrapper)
+
+    def _start(self) -> None:
+        if self._tmp is not None:
+            return
+        self._tmp = Path(tempfile.mkdtemp(prefix="turnout-scratch-"))
+        root = self._tmp / self.repo.name
+        shutil.copytree(self.repo, root, symlinks=True, ignore=_skip_dirs)
+        tests_args = ["-m", "turnout.tools.tests", "--root", str(root)]
+        if self._test_command:
+            tests_args += ["--test-command", self._test_command]
+        mcp = McpHost(
+            [_own_server("edit", ["-m", "turnout.tools.edit", "--root", str(root)], root),
+             _own_server("tests", tests_args, root)],
+            errlog=self._errlog, roots=[root],
+        )
+        mcp.__enter__()
+        self._mcp = mcp  # only once started: __exit__ closes what was opened
+        host: ToolHost = mcp
+        for wrapper in self._wrappers:
+            host = wrapper(host)
+        self._host = host
 
     def run_tests(self) -> TestOutcome:
         result = self.host.call_tool("run_tests", {})
@@ -132,7 +161,7 @@ class Scratch:
     def changed_files(self) -> dict[str, str]:
         changed: dict[str, str] = {}
         for rel, before in self._base.items():
-            now = _read(self.root / rel)
+            now = read_text_or_none(self.root / rel)
             if now is not None and now != before:
                 changed[rel] = now
         return changed
@@ -147,7 +176,7 @@ class Scratch:
 
     def _remember(self, rel: str) -> None:
         if rel not in self._base:
-            self._base[rel] = _read(self.root / rel)
+            self._base[rel] = read_text_or_none(self.root / rel)
 
     def _write(self, rel: str, text: str) -> None:
         self._remember(rel)
@@ -163,7 +192,7 @@ def land(host: ToolHost, repo: Path, files: dict[str, str], originals: dict[str,
     Returns "" on success, else why it did not land."""
     chunks = []
     for rel in sorted(files):
-        now = _read(repo / rel)
+        now = read_text_or_none(repo / rel)
         if now == files[rel]:
             continue
         if now != originals.get(rel):
@@ -198,7 +227,8 @@ def _skip_dirs(directory: str, names: list[str]) -> set[str]:
     return {n for n in names if n in SKIPPED_DIRS or n.endswith(".egg-info")}
 
 
-def _read(path: Path) -> str | None:
+def read_text_or_none(path: Path) -> str | None:
+    """A file's text, or None when it is missing, unreadable or not UTF-8."""
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):

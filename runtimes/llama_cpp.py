@@ -192,19 +192,7 @@ class LlamaCppModel:
             completion_tokens=len(gen.tokens), drafted=gen.drafted, accepted=gen.accepted,
             draft_steps=gen.draft_steps, drafter=drafter, peak_rss_mb=peak,
         )
-        finish_reason = gen.finish_reason
-        if guard is not None and guard.tripped:
-            finish_reason = "repetition"
-            stats.repetition_aborted = True
-            stats.tokens_saved = max(request.max_tokens - len(gen.tokens), 0)
-        parsed = parse_tool_calls(raw, request.tools)
-        return ChatResponse(
-            text=parsed.text, tool_calls=parsed.calls,
-            problems=[p.message for p in parsed.problems], raw_text=raw,
-            finish_reason=finish_reason,
-            usage=Usage(prompt_tokens=gen.prompt_tokens, completion_tokens=len(gen.tokens)),
-            stats=stats, model=self.name,
-        )
+        return self._reply(request, raw, stats, gen.finish_reason, guard)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         """One reply; with `request.n > 1` and a temperature above 0, `n` sampled ones.
@@ -271,19 +259,7 @@ class LlamaCppModel:
                 prefill_seconds=seq.prefill_seconds, decode_seconds=seq.decode_seconds,
                 completion_tokens=len(seq.tokens), drafter="none", peak_rss_mb=peak,
             )
-            finish_reason = seq.finish_reason
-            if guard is not None and guard.tripped:
-                finish_reason = "repetition"
-                stats.repetition_aborted = True
-                stats.tokens_saved = max(request.max_tokens - len(seq.tokens), 0)
-            parsed = parse_tool_calls(raw, request.tools)
-            replies.append(ChatResponse(
-                text=parsed.text, tool_calls=parsed.calls,
-                problems=[p.message for p in parsed.problems], raw_text=raw,
-                finish_reason=finish_reason,
-                usage=Usage(prompt_tokens=seq.prompt_tokens, completion_tokens=len(seq.tokens)),
-                stats=stats, model=self.name,
-            ))
+            replies.append(self._reply(request, raw, stats, seq.finish_reason, guard))
         return combine_candidates(replies, gen)
 
     def _chat_one(self, request: ChatRequest) -> ChatResponse:
@@ -327,21 +303,24 @@ class LlamaCppModel:
             decode_seconds=decode_s,
             completion_tokens=completion_tokens,
         )
-        finish_reason = choice.get("finish_reason") or "stop"
+        return self._reply(request, raw, stats, choice.get("finish_reason") or "stop", guard)
+
+    def _reply(
+        self, request: ChatRequest, raw: str, stats: GenerationStats, finish_reason: str,
+        guard: RepetitionGuard | None,
+    ) -> ChatResponse:
+        """A decoded text as a reply: the repetition guard's verdict, the tool calls parsed."""
         if guard is not None and guard.tripped:
             finish_reason = "repetition"
             stats.repetition_aborted = True
-            stats.tokens_saved = max(request.max_tokens - completion_tokens, 0)
+            stats.tokens_saved = max(request.max_tokens - stats.completion_tokens, 0)
         parsed = parse_tool_calls(raw, request.tools)
         return ChatResponse(
-            text=parsed.text,
-            tool_calls=parsed.calls,
-            problems=[p.message for p in parsed.problems],
-            raw_text=raw,
+            text=parsed.text, tool_calls=parsed.calls,
+            problems=[p.message for p in parsed.problems], raw_text=raw,
             finish_reason=finish_reason,
-            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
-            stats=stats,
-            model=self.name,
+            usage=Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens),
+            stats=stats, model=self.name,
         )
 
 
