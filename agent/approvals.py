@@ -122,8 +122,9 @@ def decide(policy: ApprovalPolicy, info: ToolInfo, arguments: dict[str, Any] | N
 
 
 def runs_configured_tests(info: ToolInfo, arguments: dict[str, Any]) -> bool:
-    """A call of turnout's own test tool without a command of the model's choosing."""
-    return info.trusted and info.tool == "run_tests" and not arguments.get("command")
+    """A call of turnout's own test tools without a command of the model's choosing: the suite,
+    or one of its tests traced."""
+    return info.trusted and info.tool in {"run_tests", "trace_test"} and not arguments.get("command")
 
 
 # ----- pins ------------------------------------------------------------------------------------

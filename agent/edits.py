@@ -94,6 +94,10 @@ def parse_reply(text: str, known: Mapping[str, str]) -> ParsedReply:
             _, found = _read_search_replace(body, 0, path, known, problems, inside_fence=True)
             edits.extend(found)
         else:
+            # A fence around the path line alone, then the code's own fence opened inside it:
+            # ```python / src/x.py / ```python / code / ```.
+            while len(body) >= 2 and _FENCE.match(body[1]) and path_in_line(body[0], known):
+                path, body = path_in_line(body[0], known), body[2:]
             content = "\n".join(body)
             path, content = _path_from_first_line(path, content, known)
             path = path or closest_file(content, known)

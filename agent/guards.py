@@ -10,7 +10,7 @@ Signals:
 - `same_failure`: the same failing-test signature coming back after edits that did not change it;
 - `edit_reverted`: an edit that puts a file back to a content it had before (undoing an edit);
 - `degenerate_repetition`: a reply that became one unit repeated over and over and was ended
-  early by the runtime (see `turnout.runtimes.repetition`);
+  early by the runtime (see `turnout.runtimes.local.repetition`);
 - `invalid_calls`: reply after reply with no valid tool call, past the bounded re-asks.
 
 Responses, in order, one rung per step that shows a loop: a nudge in the conversation, then

@@ -125,19 +125,25 @@ def builtin_servers(
     if test_command:
         tests_args += ["--test-command", test_command]
 
-    def server(name: str, args: list[str]) -> ServerSpec:
-        return ServerSpec(
-            name=name, command=sys.executable, args=args, cwd=root, bare_names=True, trusted=True
-        )
-
     servers = [
-        server("files", ["-m", "turnout.tools.files", "--root", root]),
-        server("edit", ["-m", "turnout.tools.edit", "--root", root]),
-        server("tests", tests_args),
+        own_server("files", ["-m", "turnout.tools.files", "--root", root], repo),
+        own_server("edit", ["-m", "turnout.tools.edit", "--root", root], repo),
+        own_server("tests", tests_args, repo),
     ]
     if git:
-        servers.append(server("git", ["-m", "turnout.tools.git", "--root", root]))
+        servers.append(own_server("git", ["-m", "turnout.tools.git", "--root", root], repo))
     return servers
+
+
+def own_server(name: str, args: list[str], root: Path) -> ServerSpec:
+    """One of turnout's own servers, run by this Python. A server's environment is bare, so a
+    PYTHONPATH that chose this process's turnout (a source checkout) is handed on: the servers
+    run the same code as the host that starts them."""
+    path = os.environ.get("PYTHONPATH")
+    return ServerSpec(
+        name=name, command=sys.executable, args=args, cwd=str(root), bare_names=True,
+        trusted=True, env={"PYTHONPATH": path} if path else None,
+    )
 
 
 def load_mcp_config(path: Path, environ: dict[str, str] | None = None) -> list[ServerSpec]:
@@ -357,10 +363,6 @@ class McpHost:
             ]
         matches = by_qualified or by_tool
         return matches[0] if len(matches) == 1 else None
-
-    def server_of(self, tool: str) -> str | None:
-        info = self.tool_info(tool)
-        return info.server if info else None
 
     def failed_servers(self) -> dict[str, str]:
         """Servers that are not connected now, with the reason."""

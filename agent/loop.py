@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from turnout.agent import prompts
 from turnout.agent.edits import Edit, parse_reply, render_edits
 from turnout.agent.localize import localize, repo_map
-from turnout.agent.testrun import TestOutcome, is_test_file, parse_test_result
+from turnout.agent.testrun import TestOutcome, failing_test_ids, is_test_file, parse_test_result
 from turnout.agent.workspace import Scratch, Trial, land, read_text_or_none
 from turnout.runtimes.base import ChatModel, ChatRequest, ChatResponse, Message, ToolHost
 
@@ -59,6 +59,12 @@ class AgentConfig(BaseModel):
         default=4, ge=0,
         description="one-place fixes asked for in an alternatives round, each tried on its own "
         "(0: no such rounds)",
+    )
+    trace: bool = Field(
+        default=True,
+        description="show the model what the code did while the first failing test ran (its "
+        "calls, the values each line assigned, its returns): the assertion says what came out, "
+        "the trace how",
     )
     sample_temperature: float = Field(default=0.7, gt=0, le=2, description="for sampled candidates")
     max_candidates: int = Field(default=40, ge=1, description="candidates tried in the whole run")
@@ -140,6 +146,16 @@ def build_graph(
             return TestOutcome(exit_code=-1, summary="the test tool failed", output=result.content)
         return parse_test_result(result.content)
 
+    def trace_failure(output: str) -> tuple[str, str]:
+        """The first failing test and what the code under test did while it ran ("" when the
+        test command is not pytest, or the trace shows nothing)."""
+        for test in failing_test_ids(output)[:1]:
+            result = host.call_tool("trace_test", {"test": test})
+            if not result.is_error and result.content.strip():
+                return test, result.content
+            emit("trace_failed", test=test, reason=result.content[:300])
+        return "", ""
+
     def prepare(state: RunState) -> RunState:
         before = run_tests()
         emit("tests_before", exit_code=before.exit_code, summary=before.summary)
@@ -158,8 +174,12 @@ def build_graph(
         shown, forms = choose_shown(repo, found.files, config)
         emit("localized", mode=mode, files=list(shown), forms=forms,
              reasons={rel: found.reasons.get(rel, "") for rel in shown})
+        traced, trace = trace_failure(before.output) if mode == "repair" and config.trace else ("", "")
+        if trace:
+            emit("traced", test=traced, lines=trace.count("\n") + 1)
         context = prompts.context_prompt(
             task, before, mode, shown, repo_map(repo, exclude=list(shown), max_chars=config.map_chars),
+            trace=(traced, trace),
         )
         system = prompts.SYSTEM_REPAIR if mode == "repair" else prompts.SYSTEM_TASK
         update.update(

@@ -58,6 +58,7 @@ def context_prompt(
     shown: Mapping[str, str],
     repo_map: str,
     output_chars: int = 3000,
+    trace: tuple[str, str] = ("", ""),
 ) -> str:
     """The task, what the tests say, the code it concerns and a map of the rest. Every round
     sends this same text first and its own answer form after it, so the runtime's KV cache
@@ -74,6 +75,13 @@ def context_prompt(
         label = "The code under test" if mode == "repair" else "Files that look relevant"
         blocks = [f"{rel}\n```{fence_language(rel)}\n{text.rstrip()}\n```" for rel, text in shown.items()]
         parts.append(f"{label}:\n\n" + "\n\n".join(blocks))
+    test, steps = trace
+    if steps:
+        parts.append(
+            f"What the code under test did while {test} ran: each call with its arguments, each "
+            f"line it ran (number: source) with the values that line set after `->`, each "
+            f"return value:\n```\n{steps.rstrip()}\n```"
+        )
     if repo_map:
         parts.append(f"Other files in the repository:\n{repo_map}")
     return "\n\n".join(parts)

@@ -19,21 +19,13 @@ from typing import Any, TextIO
 import structlog
 from langgraph.checkpoint.sqlite import SqliteSaver
 from pydantic import BaseModel
-from turnout.agent.approvals import (
-    ApprovalMode,
-    ApprovalPolicy,
-    Asker,
-    GuardedHost,
-    ToolPins,
-    tool_pins_path,
-    with_policy,
-)
-from turnout.agent.host import McpHost, ServerSpec, builtin_servers
+from turnout.agent.approvals import ApprovalMode, ApprovalPolicy, Asker, with_policy
+from turnout.agent.compose import open_router, open_session
+from turnout.agent.host import ServerSpec, builtin_servers
 from turnout.agent.loop import AgentConfig, Candidate, build_graph, elapsed_clock
 from turnout.agent.testrun import TestOutcome
 from turnout.agent.workspace import Scratch, read_text_or_none
 from turnout.agent.wrappers import ProtectTests
-from turnout.router.router import PolicyRouter
 from turnout.runtimes.base import ChatModel
 from turnout.runtimes.errors import TurnoutError, UsageError
 from turnout.tools._common import unified_diff
@@ -125,7 +117,7 @@ def run_task(
         emit = ProgressSink(logger, progress)
         emit("run_start", task=task, repo=str(repo), model=model.name, resume=resume)
         # The repo's policy (turnout.toml, [tool.turnout], or local only); `model` is its local target.
-        router = PolicyRouter.for_repo(repo, model, run_id=run_id, logger=logger)
+        router = open_router(repo, model, run_id=run_id, logger=logger)
         rules = router.policy.approvals
         approvals = with_policy(ApprovalPolicy(mode="auto-edit"), rules.mode, rules.tools, approval_mode)
         state: dict[str, Any] = {}
@@ -135,15 +127,15 @@ def run_task(
         try:
             clock = elapsed_clock()
             with (
-                McpHost(servers or builtin_servers(repo, test_command), errlog=servers_log, roots=[repo]) as host,
+                open_session(
+                    repo, router, servers or builtin_servers(repo, test_command), approvals,
+                    errlog=servers_log, asker=asker, notify=lambda line: emit("approval", message=line),
+                ) as session,
                 Scratch(repo, test_command, errlog=servers_log) as scratch,
             ):
                 scratch.wrap(ProtectTests)
-                guarded = ProtectTests(GuardedHost(
-                    host, approvals, pins=ToolPins(tool_pins_path()), asker=asker,
-                    notify=lambda line: emit("approval", message=line),
-                ))
-                graph = build_graph(router, guarded, scratch, repo, task, config, emit, clock).compile(
+                guarded = ProtectTests(session.tools)
+                graph = build_graph(session.model, guarded, scratch, repo, task, config, emit, clock).compile(
                     checkpointer=SqliteSaver(conn)
                 )
                 # Landing touches the user's files, so each step is on disk before the next begins.

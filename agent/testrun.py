@@ -63,3 +63,11 @@ def files_named_in(output: str, repo: Path) -> list[str]:
 def is_test_file(rel: str) -> bool:
     name = rel.rsplit("/", 1)[-1]
     return name.startswith("test_") or name.endswith("_test.py") or "/tests/" in f"/{rel}"
+
+
+_FAILED_TEST = re.compile(r"(?m)^FAILED\s+(\S+?\.py::\S+?)(?:\s+-\s|\s*$)")
+
+
+def failing_test_ids(output: str) -> list[str]:
+    """pytest node ids of the failed tests, from its short summary (`FAILED path::name - ...`)."""
+    return list(dict.fromkeys(_FAILED_TEST.findall(output)))

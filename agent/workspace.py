@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Self, TextIO
 
 from pydantic import BaseModel
 from turnout.agent.edits import Edit
-from turnout.agent.host import McpHost, ServerSpec
+from turnout.agent.host import McpHost, own_server
 from turnout.agent.testrun import TestOutcome, parse_test_result
 from turnout.runtimes.base import ToolHost
 from turnout.tools._common import unified_diff
@@ -56,8 +55,12 @@ class Trial(BaseModel):
 def failure_count(tests: TestOutcome) -> int:
     if tests.passed:
         return 0
-    counts = [int(n) for n, word in re.findall(r"(\d+) (failed|errors?)", tests.summary)]
-    return sum(counts) if counts else 1_000
+    counts = {word.rstrip("s"): int(n) for n, word in
+              re.findall(r"(\d+) (failed|passed|errors?)", tests.summary)}
+    if counts.get("error") and not counts.get("failed") and not counts.get("passed"):
+        return 1_000  # nothing ran (the code does not import): as far from passing as can be
+    failing = counts.get("failed", 0) + counts.get("error", 0)
+    return failing if failing else 1_000
 
 
 class Scratch:
@@ -116,8 +119,8 @@ class Scratch:
         if self._test_command:
             tests_args += ["--test-command", self._test_command]
         mcp = McpHost(
-            [_own_server("edit", ["-m", "turnout.tools.edit", "--root", str(root)], root),
-             _own_server("tests", tests_args, root)],
+            [own_server("edit", ["-m", "turnout.tools.edit", "--root", str(root)], root),
+             own_server("tests", tests_args, root)],
             errlog=self._errlog, roots=[root],
         )
         mcp.__enter__()
@@ -216,11 +219,6 @@ def syntax_error(rel: str, text: str) -> str:
     except SyntaxError as exc:
         return f"{rel}, line {exc.lineno}: SyntaxError: {exc.msg}"
     return ""
-
-
-def _own_server(name: str, args: list[str], root: Path) -> ServerSpec:
-    return ServerSpec(name=name, command=sys.executable, args=args, cwd=str(root),
-                      bare_names=True, trusted=True)
 
 
 def _skip_dirs(directory: str, names: list[str]) -> set[str]:

@@ -22,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from turnout.agent.compose import open_local_model
 from turnout.agent.loop import AgentConfig
+from turnout.agent.run import run_task
 from turnout.bench.agent_tasks import AgentTask, load_tasks, prepare_workspace, verify
+from turnout.runtimes.errors import UsageError
 
 # The configurations compared, by name. Each is an AgentConfig override.
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -53,8 +56,6 @@ class TaskResult(BaseModel):
 
 
 def run_one(task: AgentTask, config_name: str, model: Any, work: Path) -> TaskResult:
-    from turnout.agent.run import run_task
-
     workspace = prepare_workspace(task, work / f"{config_name}-{task.name}")
     config = AgentConfig(**CONFIGS[config_name])
     started = time.perf_counter()
@@ -181,9 +182,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace, say: Callable[[str], None]) -> int:
-    from turnout.runtimes.errors import UsageError
-    from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel
-
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
@@ -195,7 +193,7 @@ def run_cli(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     record = args.record or args.out / "record.jsonl"
     say(f"bench agent: loading {args.model} ...")
-    model = LlamaCppModel(LlamaCppConfig(model=args.model, n_threads=args.threads))
+    model = open_local_model(args.model, threads=args.threads)
     results = run_benchmark(tasks, configs, model, record, say)
     rows = summarise(results)
     (args.out / "results.json").write_text(

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from turnout.bench.agent_tasks import load_tasks, prepare_workspace, verify
-from turnout.runtimes import models
+from turnout.runtimes.local import models
 
 
 def free_port() -> int:

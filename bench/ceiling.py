@@ -26,18 +26,17 @@ evaluation; `turnout bench speculative` measures the real thing.
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from turnout.bench.speculative import Bench, _prompt_of
 from turnout.bench.workloads import workloads
-from turnout.runtimes import models
-from turnout.runtimes.costcurve import CostCurve
-from turnout.runtimes.drafters import SuffixDrafter
 from turnout.runtimes.errors import UsageError
-from turnout.runtimes.speculative import best_draft_length
+from turnout.runtimes.local.costcurve import CostCurve
+from turnout.runtimes.local.drafters import SuffixDrafter
+from turnout.runtimes.local.speculative import best_draft_length
 
 # DESIGN.md: llama.cpp CUDA on an H100, Qwen2.5-1.5B-shaped Q4_K_M, batch of k against one token.
 H100_CURVE = CostCurve(ratios={1: 1.0, 4: 1.7, 16: 2.7, 32: 3.0})
@@ -74,8 +73,6 @@ class Replay(BaseModel):
 
 def record(model: str, threads: int, say: Callable[[str], None]) -> Traces:
     """Plain greedy decoding of every workload call (minutes on a CPU)."""
-    from turnout.bench.speculative import Bench, _prompt_of
-
     bench = Bench(model, threads, 4096, ("none",), True, say)
     traced: dict[str, list[CallTrace]] = {}
     for w in workloads():
@@ -217,37 +214,24 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def add_arguments(parser: Any) -> None:
-    parser.add_argument("--model", default=models.DEFAULT_MODEL, help="target model (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
-    parser.add_argument("--traces", type=Path, default=None, metavar="FILE.json",
-                        help="where the recorded greedy outputs are kept (default: in turnout's "
-                        "cache, per model); recorded when missing")
-    parser.add_argument("--record", action="store_true", help="record the traces again")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def run_cli(args: Any, say: Callable[[str], None]) -> int:
-    from turnout.agent.paths import cache_dir
-
-    path: Path = args.traces or cache_dir() / "bench" / f"ceiling-traces-{args.model}.json"
-    if path.exists() and not args.record:
+def traces(model: str, threads: int, path: Path, *, again: bool, say: Callable[[str], None]) -> Traces:
+    """The recorded greedy outputs kept in `path`, recorded there first when missing (or
+    `again`)."""
+    if path.exists() and not again:
         try:
-            traces = Traces.model_validate_json(path.read_text(encoding="utf-8"))
+            kept = Traces.model_validate_json(path.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise UsageError(
                 f"{path} is not a traces file ({exc.__class__.__name__}); pass --record to "
                 "record it again"
             ) from None
         say(f"replaying the traces in {path} (--record records them again)")
-    else:
-        say(f"recording greedy outputs of every workload with {args.model} (a few minutes) ...")
-        traces = record(args.model, args.threads, say)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".tmp")
-        partial.write_text(traces.model_dump_json(), encoding="utf-8")
-        partial.replace(path)  # whole or not at all
-        say(f"traces kept in {path}")
-    report = ceiling_report(traces)
-    print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
+        return kept
+    say(f"recording greedy outputs of every workload with {model} (a few minutes) ...")
+    recorded = record(model, threads, say)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    partial.write_text(recorded.model_dump_json(), encoding="utf-8")
+    partial.replace(path)  # whole or not at all
+    say(f"traces kept in {path}")
+    return recorded

@@ -24,16 +24,20 @@ only with flash attention).
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import turnout.agent
+import turnout.bench
+import turnout.router
+import turnout.runtimes
+import turnout.tools
 from pydantic import BaseModel
-from turnout.runtimes import models
 from turnout.runtimes.errors import UsageError
-from turnout.runtimes.speculative import LocalSpeculation
+from turnout.runtimes.local import models
+from turnout.runtimes.local.speculative import LocalSpeculation
 
 KV_SETTINGS: dict[str, dict[str, Any]] = {
     "f16": {},
@@ -81,12 +85,6 @@ class Sample(BaseModel):
 
 def source_dump() -> str:
     """turnout's own Python source, file by file: a real repository's worth of code."""
-    import turnout.agent
-    import turnout.bench
-    import turnout.router
-    import turnout.runtimes
-    import turnout.tools
-
     parts = []
     for package in (turnout.runtimes, turnout.router, turnout.agent, turnout.tools, turnout.bench):
         folder = Path(package.__file__).parent  # type: ignore[arg-type]
@@ -102,7 +100,7 @@ class Setting:
     turnout's decode loop (no drafts) as the local runtime drives it."""
 
     def __init__(self, name: str, path: Path, n_ctx: int, threads: int) -> None:
-        import llama_cpp
+        import llama_cpp  # loaded when the benchmark runs, not when `turnout --help` lists it
 
         self.name = name
         try:
@@ -122,7 +120,7 @@ class Setting:
         )
 
     def kv_mb(self) -> float:
-        import llama_cpp
+        import llama_cpp  # as in __init__
 
         return llama_cpp.llama_state_seq_get_size(self.llm.ctx, 0) / 2**20
 
@@ -286,29 +284,3 @@ def parse_settings(text: str) -> list[str]:
     if not names or unknown:
         raise UsageError(f"--kv takes a comma list of {', '.join(KV_SETTINGS)}; got {text!r}")
     return list(dict.fromkeys(names))
-
-
-def add_arguments(parser: Any) -> None:
-    parser.add_argument("--model", default=models.DEFAULT_MODEL, help="model (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
-    parser.add_argument("--lengths", default=",".join(map(str, DEFAULT_LENGTHS)),
-                        help="prompt lengths in tokens, comma list (default: %(default)s)")
-    parser.add_argument("--kv", default=",".join(KV_SETTINGS),
-                        help="KV cache settings to compare, comma list; the first is the "
-                        "reference for 'same as' (default: %(default)s)")
-    parser.add_argument("--decode", type=int, default=32,
-                        help="reply tokens to decode at each length (default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=1, help="rounds; medians over them (default: 1)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def run_cli(args: Any, say: Callable[[str], None]) -> int:
-    if args.decode < 2 or args.rounds < 1:
-        raise UsageError("--decode must be at least 2 and --rounds at least 1")
-    result = run_bench(
-        model=args.model, threads=args.threads, rounds=args.rounds,
-        lengths=parse_lengths(args.lengths), settings=parse_settings(args.kv),
-        decode=args.decode, say=say,
-    )
-    print(json.dumps(result, indent=2) if args.json else render(result))
-    return 0

@@ -16,6 +16,7 @@ test fixtures), and reports findings per MB by kind.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections import Counter
@@ -68,8 +69,6 @@ WILD_PACKAGES = ("pydantic", "openai", "anthropic", "httpx", "langgraph", "mcp",
 
 
 def wild() -> dict[str, object]:
-    import importlib.util
-
     scanner = Scanner(Policy())
     size = 0
     kinds: Counter[str] = Counter()

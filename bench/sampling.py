@@ -28,16 +28,15 @@ default attention the parallel sequences drift from their lone replies by roundi
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 from turnout.bench.speculative import first_difference
-from turnout.runtimes import models
 from turnout.runtimes.errors import UsageError
-from turnout.runtimes.speculative import (
+from turnout.runtimes.local import models
+from turnout.runtimes.local.speculative import (
     NEAR_TIE_GAP,
     Generation,
     LocalSpeculation,
@@ -327,35 +326,3 @@ def render(report: dict[str, Any]) -> str:
                  "25th-percentile step time (steps x step ms), which other processes on a shared "
                  "CPU disturb far less; same as alone: sequences equal to their seed sampled alone")
     return "\n".join(lines)
-
-
-def add_arguments(parser: Any) -> None:
-    parser.add_argument("--model", default=models.DEFAULT_MODEL, help="model (default: %(default)s)")
-    parser.add_argument("--tokens", type=int, default=200, help="tokens per sequence (default: 200)")
-    parser.add_argument("--n", default="4,8", help="parallel sizes, comma list (default: 4,8); "
-                        "the first is also run as that many separate calls")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians over them (default: 3)")
-    parser.add_argument("--temperature", type=float, default=0.8, help="(default: 0.8)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first sequence (default: 0)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
-    parser.add_argument("--n-ctx", type=int, default=4096, help="context window (default: 4096)")
-    parser.add_argument("--flash-attn", action="store_true",
-                        help="llama.cpp's flash attention (parallel sequences then equal their "
-                        "lone replies bit for bit)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def run_cli(args: Any, say: Callable[[str], None]) -> int:
-    try:
-        ns = [int(x) for x in args.n.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"--n takes a comma list of whole numbers, got {args.n!r}") from None
-    if args.tokens < 2 or args.rounds < 1 or args.temperature <= 0:
-        raise UsageError("--tokens must be at least 2, --rounds at least 1, --temperature > 0")
-    report = run_bench(
-        model=args.model, threads=args.threads, tokens=args.tokens, ns=ns, rounds=args.rounds,
-        temperature=args.temperature, seed=args.seed, n_ctx=args.n_ctx, say=say,
-        flash_attn=args.flash_attn,
-    )
-    print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0

@@ -24,10 +24,10 @@ from typing import Any
 
 from pydantic import BaseModel
 from turnout.bench.workloads import Workload, workloads
-from turnout.runtimes import models
-from turnout.runtimes.drafters import SuffixDrafter
 from turnout.runtimes.errors import UsageError
-from turnout.runtimes.speculative import (
+from turnout.runtimes.local import models
+from turnout.runtimes.local.drafters import SuffixDrafter
+from turnout.runtimes.local.speculative import (
     Generation,
     LocalSpeculation,
     peak_rss_mb,
@@ -63,7 +63,7 @@ class Bench:
         self, model: str, threads: int, n_ctx: int, modes: tuple[str, ...], calibrate: bool,
         say: Callable[[str], None],
     ) -> None:
-        import llama_cpp
+        import llama_cpp  # loaded when the benchmark runs, not when `turnout --help` lists it
 
         self.say = say
         self.model = model
@@ -150,7 +150,7 @@ class Bench:
 
     def _lookup(self, prompt: list[int], max_tokens: int) -> tuple[list[int], float]:
         """llama-cpp-python's own speculative path; tokens counted as it yields them."""
-        import llama_cpp
+        import llama_cpp  # as in __init__
 
         llm = self.lookup_llm
         out: list[int] = []
@@ -172,7 +172,7 @@ class Bench:
     # --- divergence ---------------------------------------------------------------------
 
     def top2_gap(self, prompt: list[int], prefix: list[int]) -> float:
-        import numpy as np
+        import numpy as np  # llama-cpp-python's dependency, loaded with it
 
         logits = np.array(self.spec.decoder.next_logits(prompt + prefix))
         top = np.sort(logits)[-2:]
@@ -305,40 +305,3 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"{name:<10}" + "".join(f"{c:>24}" for c in cells))
     lines.append("cells: tok/s, speedup, acceptance, '=' identical to none / '!' differs")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="turnout bench speculative")
-    add_arguments(parser)
-    return run_cli(parser.parse_args(argv), lambda s: print(s, file=sys.stderr, flush=True))
-
-
-def add_arguments(parser: Any) -> None:
-    parser.add_argument("--model", default=models.DEFAULT_MODEL, help="target model (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians over them (default: 3)")
-    parser.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
-    parser.add_argument("--workloads", default="", help="comma list (default: all)")
-    parser.add_argument("--n-ctx", type=int, default=4096, help="context window (default: 4096)")
-    parser.add_argument("--max-tokens", type=int, default=0,
-                        help="cap every call's reply at N tokens (0: the workloads' own budgets)")
-    parser.add_argument("--no-calibrate", action="store_true",
-                        help="use DESIGN.md's CPU cost curve instead of measuring this machine's")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def run_cli(args: Any, say: Callable[[str], None]) -> int:
-    modes = tuple(m for m in args.modes.split(",") if m)
-    unknown = [m for m in modes if m not in MODES]
-    if unknown or "none" not in modes:
-        raise UsageError(f"--modes must include none and only use {', '.join(MODES)}; got {args.modes}")
-    report = run_bench(
-        model=args.model, threads=args.threads, rounds=args.rounds, modes=modes,
-        only=[w for w in args.workloads.split(",") if w] or None, n_ctx=args.n_ctx,
-        calibrate=not args.no_calibrate, max_tokens=args.max_tokens, say=say,
-    )
-    print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0

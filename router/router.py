@@ -33,7 +33,7 @@ import structlog
 from pydantic import BaseModel, Field
 from turnout.router.audit import AuditAttempt, AuditLog, AuditRecord
 from turnout.router.classify import WorkAssessment, classify
-from turnout.router.policy import SECRET, LabelRule, Policy, TargetConfig, load_policy
+from turnout.router.policy import SECRET, LabelRule, Policy, TargetConfig
 from turnout.router.scan import Finding, PathLabeler, Scanner
 from turnout.router.taint import RunTaint, TaintMark
 from turnout.runtimes.base import ChatModel, ChatRequest, ChatResponse, Message, ToolCall
@@ -106,30 +106,6 @@ class PolicyRouter:
         self._scanner = Scanner(policy)
         self._taint = RunTaint(PathLabeler(policy, repo))
         self._placeholders: dict[str, str] = {}  # secret value -> its placeholder, stable per run
-
-    @classmethod
-    def for_repo(
-        cls,
-        repo: Path,
-        local: ChatModel,
-        *,
-        run_id: str = "",
-        logger: Any | None = None,
-        policy_file: Path | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> PolicyRouter:
-        """The router of one run in `repo`: its policy, its targets built, its audit log open.
-
-        `local` answers for every `llama_cpp` target (one model is loaded in process).
-        """
-        from turnout.router.targets import build_targets
-
-        policy = load_policy(repo, policy_file)
-        models, unavailable = build_targets(policy, local, logger=logger, environ=environ)
-        audit = AuditLog(repo / policy.audit.path) if policy.audit.enabled else None
-        return cls(
-            policy, models, repo=repo, run_id=run_id, logger=logger, audit=audit, unavailable=unavailable
-        )
 
     # --- deciding -----------------------------------------------------------------------------
 

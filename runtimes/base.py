@@ -3,10 +3,14 @@
 Everything else imports this module; it imports nothing of turnout's. A reader learns the
 architecture here:
 
-    agent loop --ChatRequest--> ChatModel (the router is one) --> a runtime (llama_cpp, ...)
+    agent loop --ChatRequest--> ChatModel (the router is one) --> a runtime (local, remote, ...)
         ^                                                              |
         +------------------- ChatResponse (text, tool calls, usage, stats)
     agent loop --ToolCall--> ToolHost (MCP servers over stdio) --> ToolResult
+
+The runtimes live in rooms under `runtimes/`: `local/` (llama.cpp in process), `remote/`
+(OpenAI, Anthropic, OpenAI-compatible servers), `testing/` (doubles), and `textprotocol/`, the
+text tool protocol they share. `errors.py` holds the exception tree.
 
 Messages, tool specs and tool calls are plain pydantic models so that they serialise into the
 checkpointer and the run log without adapters.
@@ -14,8 +18,6 @@ checkpointer and the run log without adapters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -65,15 +67,16 @@ class Usage(BaseModel):
 
 
 class GenerationStats(BaseModel):
-    """How one generation went, measured by the runtime that produced it."""
+    """How one generation went, measured by the runtime that produced it. A runtime fills what
+    it can measure; the speculation counters (`drafted` .. `drafter`) only the local one."""
 
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0
     prefill_seconds: float = 0.0
     decode_seconds: float = 0.0
     completion_tokens: int = 0
-    drafted: int = 0
-    accepted: int = 0
+    drafted: int = 0  # tokens a drafter proposed and the target verified
+    accepted: int = 0  # drafted tokens the target accepted
     repetition_aborted: bool = False  # the reply degenerated into a repeated unit and was ended
     tokens_saved: int = 0  # max_tokens not spent because the reply was ended early
     draft_steps: int = 0  # verify steps that carried at least one drafted token
@@ -154,36 +157,6 @@ class ChatModel(Protocol):
     name: str
 
     def chat(self, request: ChatRequest) -> ChatResponse: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Draft:
-    """Tokens a drafter guesses come next, each with its estimated chance of being accepted
-    given that the ones before it were (so the verifier can weigh length against cost)."""
-
-    tokens: list[int]
-    confidence: list[float]
-
-
-@runtime_checkable
-class Drafter(Protocol):
-    """Guesses the next tokens cheaply so the local runtime can verify several in one batch.
-
-    The runtime calls `begin` with each call's prompt, `propose` before every verify step with
-    everything so far (prompt, output, and the token about to be evaluated), `feedback` with how
-    many drafted tokens the target accepted, and `finish` with the whole sequence at the end.
-    """
-
-    name: str
-    cost_per_token: float  # drafting one token, as a fraction of one target decode step
-
-    def begin(self, prompt_tokens: Sequence[int]) -> None: ...
-
-    def propose(self, context: Sequence[int], max_tokens: int) -> Draft: ...
-
-    def feedback(self, drafted: int, accepted: int) -> None: ...
-
-    def finish(self, context: Sequence[int]) -> None: ...
 
 
 @runtime_checkable

@@ -9,9 +9,10 @@ import pytest
 from turnout.agent import loop
 from turnout.agent.loop import AgentConfig, asks_only_for_green_tests
 from turnout.agent.run import run_task
-from turnout.agent.workspace import Scratch
+from turnout.agent.testrun import TestOutcome
+from turnout.agent.workspace import Scratch, failure_count
 from turnout.runtimes.base import ChatRequest
-from turnout.runtimes.fake import ScriptedModel
+from turnout.runtimes.testing.fake import ScriptedModel
 
 BUGGY = "    return total(values) / (len(values) - 1)"
 FIXED = "    return total(values) / len(values)"
@@ -272,3 +273,23 @@ def test_each_fix_of_an_alternatives_reply_is_tried_on_its_own(calc_repo: Path) 
     # The context is the same text in both requests: only the answer form after it differs.
     context = model.requests[0].messages[-1].content.split("Find the bug")[0]
     assert model.requests[1].messages[-1].content.startswith(context)
+
+
+def test_the_first_prompt_shows_what_the_code_did_while_the_failing_test_ran(calc_repo: Path) -> None:
+    model = ScriptedModel([whole("calc.py", calc_with(calc_repo, FIXED))])
+    report = run_task("make the tests pass", calc_repo, model, config=GREEDY_ONLY)
+
+    assert report.exit_status == "tests_passed"
+    prompt = model.requests[0].messages[1].content
+    assert "What the code under test did while tests/test_calc.py::" in prompt
+    # The buggy line, with the call that ran it: the reader sees how the wrong mean came out.
+    assert "calc.py:9 mean(values=[" in prompt
+    assert f"{BUGGY.strip()}" in prompt.split("What the code under test did")[1]
+
+
+def test_a_candidate_that_does_not_import_ranks_below_one_that_fails_a_test() -> None:
+    broken = TestOutcome(exit_code=2, summary="1 error in 0.16s")
+    two_fail = TestOutcome(exit_code=1, summary="2 failed, 1 passed in 0.05s")
+    assert failure_count(two_fail) == 2
+    assert failure_count(broken) > failure_count(two_fail)
+    assert failure_count(TestOutcome(exit_code=1, summary="1 failed, 2 errors in 0.1s")) == 3

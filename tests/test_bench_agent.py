@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from turnout.agent.cli import main
+from turnout.agent.cli.main import main
 from turnout.bench.agent import TaskResult, summarise
 
 

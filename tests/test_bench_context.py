@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from turnout.agent.cli import main
+from turnout.agent.cli.main import main
 from turnout.bench.context import Sample, parse_lengths, parse_settings, render, report, run_bench
-from turnout.runtimes import models
 from turnout.runtimes.errors import UsageError
+from turnout.runtimes.local import models
 
 
 def sample(length: int, decode_tps: float, reply: list[int], kv_mb: float = 1.0) -> Sample:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from turnout.agent.cli import main
+from turnout.agent.cli.main import main
 from turnout.bench.ceiling import (
     H100_CURVE,
     CallTrace,
@@ -14,7 +14,7 @@ from turnout.bench.ceiling import (
     copy_bound,
     replay,
 )
-from turnout.runtimes.costcurve import CPU_DEFAULT, CostCurve
+from turnout.runtimes.local.costcurve import CPU_DEFAULT, CostCurve
 
 EOG = 99_999
 FILE = list(range(1000, 1080))  # an 80-token "file" in the prompt

@@ -6,21 +6,24 @@ the HTTP wire are real)."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from turnout.agent import approvals, chat
+from turnout.agent import approvals
 from turnout.agent.approvals import ApprovalPolicy, ApprovalRequest, Decision, GuardedHost
-from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings, target_for
-from turnout.agent.cli import main
+from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings
+from turnout.agent.cli.main import build_parser, main
+from turnout.agent.compose import target_for
 from turnout.agent.host import McpHost, builtin_servers
 from turnout.runtimes.base import Message
 from turnout.runtimes.errors import UsageError
-from turnout.runtimes.fake import ScriptedModel
-from turnout.runtimes.fake_upstream import FakeUpstream, Scripted, openai_stream
+from turnout.runtimes.testing.fake import ScriptedModel
+from turnout.runtimes.testing.fake_upstream import FakeUpstream, Scripted, openai_stream
 
 
 def test_model_specs_name_the_runtime_the_server_and_where_it_runs() -> None:
@@ -47,8 +50,15 @@ def test_a_url_without_a_model_takes_the_first_model_the_server_lists() -> None:
         assert target_for(f"{upstream.url}/v1").model == "fake"
 
 
-def test_the_cli_offers_the_approval_modes_of_the_approvals_module() -> None:
-    assert chat.APPROVAL_MODES == approvals.MODES
+def test_the_cli_offers_the_approval_modes_of_the_approvals_module(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command in (["chat"], ["run", "fix it"]):
+        for mode in approvals.MODES:
+            assert build_parser().parse_args([*command, "--approval-mode", mode]).approval_mode == mode
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*command, "--approval-mode", "yolo"])
+        assert ", ".join(f"'{m}'" for m in approvals.MODES) in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -163,7 +173,7 @@ def test_chat_json_answers_one_prompt_with_a_tool_call_through_an_openai_compati
     )
     monkeypatch.chdir(project)
     monkeypatch.setenv("TURNOUT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv("PATH", str(Path(chat.sys.executable).parent) + ":" + chat.os.environ["PATH"])
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + ":" + os.environ["PATH"])
     script = [
         Scripted.sse(openai_stream(tool_calls=[("call_1", "git__git_status", "{}")])),
         Scripted.sse(openai_stream("One new file: notes.md.")),

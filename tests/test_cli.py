@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from turnout.agent.cli import main
-from turnout.runtimes import models
+from turnout.agent.cli.main import main
+from turnout.runtimes.local import models
 
 
 def test_run_on_a_path_that_is_not_a_directory_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,3 +67,11 @@ def test_resume_of_an_unknown_run_says_which_runs_exist(tmp_path: Path, capsys: 
     assert main(["run", "fix it", "--repo", str(tmp_path), "--resume", "nope"]) == 2
     err = capsys.readouterr().err
     assert "no such run" in err and "20261126-101010-abcdef" in err
+
+
+def test_a_command_without_its_action_shows_its_actions_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for command, action in (("models", "install"), ("policy", "check"), ("eval", "toolcalls"), ("bench", "ceiling")):
+        assert main([command]) == 2
+        assert action in capsys.readouterr().out
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out

@@ -14,10 +14,12 @@ from typing import Any
 
 import pytest
 import structlog
-from turnout.runtimes.anthropic_rt import AnthropicChatModel, AnthropicConfig
 from turnout.runtimes.base import ChatRequest, ChatResponse, Message, ToolCall, ToolSpec
 from turnout.runtimes.errors import RuntimeFailure, UpstreamFailure
-from turnout.runtimes.fake_upstream import (
+from turnout.runtimes.remote.anthropic_rt import AnthropicChatModel, AnthropicConfig
+from turnout.runtimes.remote.openai_rt import OpenAIChatModel, OpenAIConfig
+from turnout.runtimes.remote.retry import RetryPolicy
+from turnout.runtimes.testing.fake_upstream import (
     FakeUpstream,
     Scripted,
     anthropic_error,
@@ -28,8 +30,6 @@ from turnout.runtimes.fake_upstream import (
     openai_error,
     openai_stream,
 )
-from turnout.runtimes.openai_rt import OpenAIChatModel, OpenAIConfig
-from turnout.runtimes.retry import RetryPolicy
 
 READ_FILE = ToolSpec(
     name="read_file",

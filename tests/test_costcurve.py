@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from turnout.runtimes.costcurve import CostCurve, calibrate, load_or_calibrate
+from turnout.runtimes.local.costcurve import CostCurve, calibrate, load_or_calibrate
 
 
 def cpu_like(width: int) -> float:

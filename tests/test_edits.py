@@ -34,6 +34,12 @@ def test_decorated_path_lines_and_info_strings_name_the_file() -> None:
     assert [e.path for e in reply.edits] == ["src/other.py"]
 
 
+def test_a_fence_around_the_path_alone_then_the_codes_own_fence_is_one_file() -> None:
+    reply = parse_reply("```python\nsrc/other.py\n```python\ndef z():\n    return 3\n```", KNOWN)
+    assert [(e.path, e.kind) for e in reply.edits] == [("src/other.py", "whole")]
+    assert reply.edits[0].content == "def z():\n    return 3\n"
+
+
 def test_a_bare_file_name_resolves_to_the_one_shown_file_of_that_name() -> None:
     reply = parse_reply("other.py\n```python\ndef z():\n    return 3\n```", KNOWN)
     assert [e.path for e in reply.edits] == ["src/other.py"]

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from turnout.agent import bfcl
-from turnout.agent.cli import main
-from turnout.agent.evals import eval_loops, eval_toolcalls, summarize_record, time_left
-from turnout.runtimes import models
+from turnout.agent.cli.main import main
+from turnout.agent.evals.loops import eval_loops
+from turnout.agent.evals.toolcalls import eval_toolcalls, summarize_record, time_left
 from turnout.runtimes.errors import UsageError
-from turnout.runtimes.grammar import compiled_grammar
+from turnout.runtimes.local import models
+from turnout.runtimes.textprotocol.grammar import compiled_grammar
 
 # -- eval loops ------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from turnout.agent.cli import main
+from turnout.agent.cli.main import main
 from turnout.runtimes.base import ChatRequest, Message, ToolCall
 
 POLICY = """\

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from turnout.runtimes import models
 from turnout.runtimes.base import ChatRequest, Message, ToolSpec
 from turnout.runtimes.errors import UsageError
-from turnout.runtimes.grammar import compiled_grammar, strict_arguments_schema, tool_call_grammar
-from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel
-from turnout.runtimes.repetition import RepetitionConfig
-from turnout.runtimes.toolcalls import parse_tool_calls
+from turnout.runtimes.local import models
+from turnout.runtimes.local.llama_cpp import LlamaCppConfig, LlamaCppModel
+from turnout.runtimes.local.repetition import RepetitionConfig
+from turnout.runtimes.textprotocol.grammar import (
+    compiled_grammar,
+    strict_arguments_schema,
+    tool_call_grammar,
+)
+from turnout.runtimes.textprotocol.parse import parse_tool_calls
 
 READ_FILE = ToolSpec(
     name="read_file",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from turnout.agent.guards import LoopConfig, LoopDetector, failure_signature
-from turnout.runtimes.repetition import RepetitionConfig, RepetitionGuard, llama_cpp_processor
+from turnout.runtimes.local.repetition import RepetitionConfig, RepetitionGuard, llama_cpp_processor
 
 FAILING = "FAILED tests/test_calc.py::test_add - assert -1 == 5\nE   assert -1 == 5\n1 failed in 0.03s"
 

@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from turnout.agent.cli import main
-from turnout.runtimes import models
+from turnout.agent.cli.main import main
 from turnout.runtimes.base import ChatRequest, Message, ToolCall, ToolSpec
-from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel, to_text_protocol
+from turnout.runtimes.local import models
+from turnout.runtimes.local.llama_cpp import LlamaCppConfig, LlamaCppModel
+from turnout.runtimes.textprotocol.render import to_text_protocol
 
 pytestmark = pytest.mark.model
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from turnout.runtimes import models
 from turnout.runtimes.errors import ModelError, UsageError
+from turnout.runtimes.local import models
 
 
 @pytest.fixture

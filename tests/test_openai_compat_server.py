@@ -23,19 +23,19 @@ from pathlib import Path
 import pytest
 import structlog
 from turnout.router.policy import TargetConfig
-from turnout.runtimes import models
 from turnout.runtimes.base import ChatModel, ChatRequest, Message, ToolCall, ToolSpec
 from turnout.runtimes.errors import UpstreamFailure, UsageError
-from turnout.runtimes.fake_upstream import (
+from turnout.runtimes.local import models
+from turnout.runtimes.remote.openai_compat import OpenAICompatConfig, OpenAICompatModel
+from turnout.runtimes.remote.registry import make_runtime
+from turnout.runtimes.remote.retry import RetryPolicy
+from turnout.runtimes.testing.fake_upstream import (
     FakeUpstream,
     Scripted,
     openai_completion,
     openai_error,
     openai_stream,
 )
-from turnout.runtimes.openai_compat import OpenAICompatConfig, OpenAICompatModel
-from turnout.runtimes.registry import make_runtime
-from turnout.runtimes.retry import RetryPolicy
 
 READ_FILE = ToolSpec(
     name="read_file",
@@ -309,15 +309,6 @@ def test_keys_and_base_urls_come_from_turnout_or_provider_variables() -> None:
 
 
 @pytest.mark.model
-def test_a_llama_cpp_target_is_built_as_the_in_process_runtime() -> None:
-    target = TargetConfig(
-        runtime="llama_cpp", location="local", model=models.TEST_MODEL, context_window=1024
-    )
-    model = make_runtime("local", target)
-    assert model.name == "llama_cpp:smollm2-135m" and model.config.n_ctx == 1024
-
-
-@pytest.mark.model
 def test_a_history_with_a_tool_call_and_its_result_is_accepted_by_the_real_server(
     server: str,
 ) -> None:
@@ -340,7 +331,7 @@ def test_a_history_with_a_tool_call_and_its_result_is_accepted_by_the_real_serve
 def test_eval_toolcalls_runs_bfcl_through_a_server_with_and_without_the_guards(
     server: str, tmp_path: Path
 ) -> None:
-    from turnout.agent.evals import eval_toolcalls
+    from turnout.agent.evals.toolcalls import eval_toolcalls
 
     spec = f"{server}#smollm2-135m"
     record = tmp_path / "server.jsonl"

@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from turnout.agent.cli import build_parser
+from turnout.agent.cli.main import build_parser
 from turnout.bench.sampling import divergence, quiet_cost, render
-from turnout.runtimes import models
 from turnout.runtimes.base import ChatRequest, ChatResponse, GenerationStats, Message, Usage
-from turnout.runtimes.costcurve import CostCurve
-from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel, combine_candidates
-from turnout.runtimes.speculative import (
+from turnout.runtimes.local import models
+from turnout.runtimes.local.costcurve import CostCurve
+from turnout.runtimes.local.llama_cpp import LlamaCppConfig, LlamaCppModel, combine_candidates
+from turnout.runtimes.local.speculative import (
     Generation,
     ParallelGeneration,
     SpeculativeDecoder,

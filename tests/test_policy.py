@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from turnout.agent.cli import main
+from turnout.agent.cli.main import main
 from turnout.router.policy import load_policy
 from turnout.runtimes.errors import PolicyError
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from turnout.runtimes.llama_cpp import PrefillProgress
+from turnout.runtimes.local.llama_cpp import PrefillProgress
 
 
 class Clock:

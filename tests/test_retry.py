@@ -14,9 +14,8 @@ import pytest
 import structlog
 from turnout.runtimes.base import ChatRequest, ChatResponse, Message, Usage
 from turnout.runtimes.errors import BudgetExceeded, CircuitOpen, RuntimeFailure, UpstreamFailure
-from turnout.runtimes.fake_upstream import FakeUpstream, Scripted, openai_error, openai_stream
-from turnout.runtimes.openai_rt import OpenAIChatModel, OpenAIConfig
-from turnout.runtimes.retry import (
+from turnout.runtimes.remote.openai_rt import OpenAIChatModel, OpenAIConfig
+from turnout.runtimes.remote.retry import (
     BreakerPolicy,
     BudgetPolicy,
     CircuitBreaker,
@@ -27,6 +26,12 @@ from turnout.runtimes.retry import (
     RunBudget,
     TransientError,
     retry_after_seconds,
+)
+from turnout.runtimes.testing.fake_upstream import (
+    FakeUpstream,
+    Scripted,
+    openai_error,
+    openai_stream,
 )
 
 REQUEST = ChatRequest(messages=[Message(role="user", content="hello " * 40)], max_tokens=100)

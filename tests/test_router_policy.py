@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from turnout.agent.compose import open_router
 from turnout.router.audit import AuditLog
 from turnout.router.policy import Policy, parse_policy
 from turnout.router.router import PolicyRouter
 from turnout.runtimes.base import ChatRequest, Message, ToolCall, ToolSpec
 from turnout.runtimes.errors import PolicyRefusal, RuntimeFailure
-from turnout.runtimes.fake import FailingModel, ScriptedModel
+from turnout.runtimes.testing.fake import FailingModel, ScriptedModel
 
 rng = random.Random(11)
 FAKE_TOKEN = "ghp_" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(36))
@@ -239,13 +240,13 @@ def test_an_unavailable_target_is_skipped_and_the_reason_is_shown() -> None:
     assert "ANTHROPIC_API_KEY is not set" in " ".join(cloud.reasons)
 
 
-def test_for_repo_without_a_cloud_key_still_works_on_the_local_model(tmp_path: Path) -> None:
+def test_a_runs_router_without_a_cloud_key_still_works_on_the_local_model(tmp_path: Path) -> None:
     (tmp_path / "turnout.toml").write_text(
         '[targets.local]\nruntime = "llama_cpp"\nlocation = "local"\n\n'
         '[targets.claude]\nruntime = "anthropic"\nlocation = "cloud"\nmodel = "claude-x"\n'
     )
     local = ScriptedModel(["ok"])
-    router = PolicyRouter.for_repo(tmp_path, local, run_id="r9", environ={})
+    router = open_router(tmp_path, local, run_id="r9", environ={})
     claude = next(v for v in router.explain(ask("plan a fix")).verdicts if v.target == "claude")
     assert not claude.allowed and "ANTHROPIC_API_KEY" in " ".join(claude.reasons)
     assert router.chat(ask("plan a fix")).route == "local"
@@ -330,7 +331,7 @@ def test_the_run_token_budget_counts_local_replies_too(tmp_path: Path) -> None:
         "[budgets]\nmax_tokens_per_run = 400\n"
     )
     local = ScriptedModel(["x" * 400] * 3)  # each reply: 100 completion tokens
-    router = PolicyRouter.for_repo(tmp_path, local, run_id="b1", environ={})
+    router = open_router(tmp_path, local, run_id="b1", environ={})
     request = ChatRequest(messages=[Message(role="user", content="summarise this")], max_tokens=100)
     router.chat(request)
     router.chat(request)

@@ -349,9 +349,12 @@ def test_the_configured_test_command_runs_in_ask_mode_but_the_models_own_command
     with McpHost(builtin_servers(project)) as host:
         guarded = GuardedHost(host, ApprovalPolicy(mode="ask"), pins=pins)
         configured = guarded.call_tool("run_tests", {})
+        traced = guarded.call_tool("trace_test", {"test": "test_add.py::test_ok"})
         chosen = guarded.call_tool("run_tests", {"command": "touch ran"})
         guarded.list_tools()
     assert not configured.is_error and "1 passed" in configured.content
+    # One of the suite's own tests, traced, is the same command: no question either.
+    assert traced.is_error and "did not approve" not in traced.content  # nothing of calc.py ran
     assert chosen.is_error and "did not approve" in chosen.content
     assert not (project / "ran").exists()
     # turnout's own servers are not pinned: an upgrade of turnout must not block its own tools.

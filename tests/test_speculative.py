@@ -12,12 +12,12 @@ import random
 from collections.abc import Sequence
 
 import pytest
-from turnout.runtimes import models
-from turnout.runtimes.base import ChatRequest, Draft, Message, ToolSpec
-from turnout.runtimes.costcurve import CostCurve
-from turnout.runtimes.drafters import DraftModelDrafter, NoDrafter
-from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel
-from turnout.runtimes.speculative import SpeculativeDecoder
+from turnout.runtimes.base import ChatRequest, Message, ToolSpec
+from turnout.runtimes.local import models
+from turnout.runtimes.local.costcurve import CostCurve
+from turnout.runtimes.local.drafters import Draft, NoDrafter
+from turnout.runtimes.local.llama_cpp import LlamaCppConfig, LlamaCppModel
+from turnout.runtimes.local.speculative import DraftModelDrafter, SpeculativeDecoder
 
 pytestmark = pytest.mark.model
 
@@ -279,7 +279,7 @@ def test_a_near_tie_in_a_batch_is_decided_on_its_own_row(
 ) -> None:
     # Every row counts as a near tie: each accepted draft's row is dropped and evaluated alone,
     # and the output is still the plain one, token for token.
-    from turnout.runtimes import speculative
+    from turnout.runtimes.local import speculative
 
     monkeypatch.setattr(speculative, "NEAR_TIE_GAP", 1e9)
     prompt = tokens_of(llm, CODE_PROMPT)

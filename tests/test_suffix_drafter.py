@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from turnout.runtimes.base import Draft, Drafter
-from turnout.runtimes.costcurve import CPU_DEFAULT, CostCurve
-from turnout.runtimes.drafters import NoDrafter, SuffixDrafter, SuffixIndex
-from turnout.runtimes.speculative import best_draft_length
+from turnout.runtimes.local.costcurve import CPU_DEFAULT, CostCurve
+from turnout.runtimes.local.drafters import Draft, Drafter, NoDrafter, SuffixDrafter, SuffixIndex
+from turnout.runtimes.local.speculative import best_draft_length
 
 
 def test_the_longest_earlier_match_is_found_first_with_its_length() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from turnout.runtimes.base import ToolSpec
-from turnout.runtimes.toolcalls import ParsedReply, parse_tool_calls, validate_call
+from turnout.runtimes.textprotocol.parse import ParsedReply, parse_tool_calls, validate_call
 
 READ_FILE = ToolSpec(
     name="read_file",

@@ -80,11 +80,12 @@ def process_is_gone(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
-async def test_the_server_offers_run_tests_with_an_input_schema(client: Client) -> None:
-    tools = (await client.list_tools()).tools
-    assert [tool.name for tool in tools] == ["run_tests"]
-    assert set(tools[0].input_schema["properties"]) == {"command", "timeout_seconds"}
-    assert "required" not in tools[0].input_schema
+async def test_the_server_offers_run_tests_and_trace_test_with_input_schemas(client: Client) -> None:
+    tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    assert sorted(tools) == ["run_tests", "trace_test"]
+    assert set(tools["run_tests"].input_schema["properties"]) == {"command", "timeout_seconds"}
+    assert "required" not in tools["run_tests"].input_schema
+    assert tools["trace_test"].input_schema["required"] == ["test"]
 
 
 async def test_a_passing_suite_reports_exit_code_zero_and_the_pytest_summary(

@@ -17,6 +17,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -49,6 +50,9 @@ _SUMMARY = re.compile(
     r" in \d+(?:\.\d+)?s(?: \([0-9:.]+\))?"
     r")\s*=*$"
 )
+
+# Run as a script in the project's test process (it imports pytest, which this server does not).
+TRACE_RUNNER = Path(__file__).with_name("trace_runner.py")
 
 RUNS_COMMANDS = ToolAnnotations(read_only_hint=False, destructive_hint=True, open_world_hint=True)
 
@@ -260,6 +264,31 @@ def create_server(root: Path, test_command: str) -> MCPServer:
         with one_at_a_time:
             exit_code, timed_out, lines = run_command(command or test_command, root, timeout_seconds)
         return format_result(exit_code, timed_out, lines, timeout_seconds)
+
+    @server.tool(annotations=RUNS_COMMANDS, structured_output=False)
+    def trace_test(test: str, timeout_seconds: int = 120) -> str:
+        """Run one pytest test (a node id such as `tests/test_x.py::test_name`) and return what
+        the code under test did while it ran: each call with its arguments, each line with the
+        values it assigned, each return value. Test files are not traced. Needs pytest in this
+        server's Python; the trace is capped at a few thousand characters.
+        """
+        if not test.strip() or test.startswith("-"):
+            raise ToolError("test must be a pytest node id such as tests/test_x.py::test_name")
+        if not 1 <= timeout_seconds <= MAX_TIMEOUT_SECONDS:
+            raise ToolError(
+                f"timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS}, got {timeout_seconds}"
+            )
+        with tempfile.TemporaryDirectory(prefix="turnout-trace-") as tmp, one_at_a_time:
+            out = Path(tmp) / "trace.txt"
+            command = " ".join(shlex.quote(a) for a in (sys.executable, str(TRACE_RUNNER), str(out), test))
+            exit_code, timed_out, lines = run_command(command, root, timeout_seconds)
+            trace = out.read_text(encoding="utf-8") if out.exists() else ""
+        if timed_out:
+            raise ToolError(f"the traced test did not finish in {timeout_seconds} s")
+        if not trace.strip():
+            tail = "\n".join(lines[-20:])
+            raise ToolError(f"no trace: the code under test did not run (exit code {exit_code}):\n{tail}")
+        return trace
 
     return server
 

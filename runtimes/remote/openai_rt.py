@@ -1,7 +1,8 @@
 """The `openai` runtime: OpenAI's chat-completions API through the official SDK.
 
-Provides `OpenAIConfig`, `OpenAIChatModel` (a `ChatModel`), and the wire conversions that the
-`openai_compat` runtime shares: `to_openai_messages`, `to_openai_tools`, `openai_tool_choice`.
+Provides `OpenAIConfig`, `OpenAIChatModel` (a `ChatModel`, a `WireModel`), and the wire
+conversions that the `openai_compat` runtime shares: `to_openai_messages`, `to_openai_tools`,
+`openai_tool_choice`.
 
 Tools go out natively as function tools built from each `ToolSpec`'s JSON Schema; calls come
 back from the structured `tool_calls` field and are checked with `validate_call`, so a call with
@@ -9,7 +10,7 @@ bad arguments becomes a problem for the loop to re-ask, never a call. Replies ar
 `include_usage` and assembled here: a stream that breaks before its finish reason is a failed
 attempt (retried, then `UpstreamFailure`), never a short answer. The SDK's own retries are off
 (`max_retries=0`); `RetryLayer` is the only one. The API key and base URL are given by the
-caller (`runtimes.registry` reads them from the environment, at the edge).
+caller (`runtimes/remote/registry.py` reads them from the environment, at the edge).
 """
 
 from __future__ import annotations
@@ -19,30 +20,23 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-import httpx2
 import openai
 from pydantic import BaseModel, Field
-from turnout.runtimes.base import (
-    ChatRequest,
-    ChatResponse,
-    GenerationStats,
-    Message,
-    ToolCall,
-    ToolSpec,
-    Usage,
-)
-from turnout.runtimes.retry import (
+from turnout.runtimes.base import ChatRequest, ChatResponse, Message, ToolSpec, Usage
+from turnout.runtimes.remote.retry import (
     CircuitBreaker,
     PermanentError,
     Pricing,
-    RetryLayer,
     RetryPolicy,
     RunBudget,
     TransientError,
-    estimate_prompt_tokens,
-    status_error,
 )
-from turnout.runtimes.toolcalls import validate_call
+from turnout.runtimes.remote.wire import (
+    AssembledReply,
+    NativeCall,
+    WireModel,
+    classify_sdk_error,
+)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -65,8 +59,10 @@ class OpenAIConfig(BaseModel):
     pricing: Pricing = Field(default_factory=Pricing)
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(WireModel):
     """A `ChatModel` over the OpenAI SDK; one instance per target, reused across requests."""
+
+    config: OpenAIConfig
 
     def __init__(
         self,
@@ -79,23 +75,15 @@ class OpenAIChatModel:
         logger: Any | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.config = config
-        self.name = name or f"openai:{config.model}"
-        self._client = openai.OpenAI(
-            api_key=api_key,
-            base_url=config.base_url,
-            max_retries=0,  # RetryLayer is the only retry layer
-            timeout=config.retry.timeout_s,
-        )
-        self.retry_layer = RetryLayer(
-            self.name,
-            config.retry,
+        super().__init__(
+            config,
+            name=name or f"openai:{config.model}",
             breaker=breaker,
             budget=budget,
-            pricing=config.pricing,
             logger=logger,
             sleep=sleep,
         )
+        self._client = openai.OpenAI(**self.client_options(config, api_key))
 
     @property
     def client(self) -> openai.OpenAI:
@@ -136,17 +124,7 @@ class OpenAIChatModel:
         return self.to_response(request, reply)
 
     def to_response(self, request: ChatRequest, reply: AssembledReply) -> ChatResponse:
-        calls, problems = calls_from_native(reply.tool_calls, request.tools)
-        return ChatResponse(
-            text=reply.text,
-            tool_calls=calls,
-            problems=problems,
-            raw_text=reply.text,
-            finish_reason=reply.finish_reason or "stop",
-            usage=reply.usage_or_estimate(request),
-            stats=reply.stats(request),
-            model=self.name,
-        )
+        return self.response(request, reply)
 
     # one attempt -----------------------------------------------------------------------------
 
@@ -213,66 +191,6 @@ class OpenAIChatModel:
         return reply
 
 
-class NativeCall:
-    """A tool call as the API returned it: arguments still a JSON string."""
-
-    def __init__(self, call_id: str, name: str, arguments: str) -> None:
-        self.id = call_id
-        self.name = name
-        self.arguments = arguments
-
-
-class AssembledReply:
-    """What one attempt produced, before it becomes a ChatResponse."""
-
-    def __init__(self, text: str = "", finish_reason: str | None = None) -> None:
-        self.text = text
-        self.finish_reason: str | None = finish_reason
-        self.tool_calls: list[NativeCall] = []
-        self.usage: Usage | None = None
-        self.started = time.perf_counter()
-        self.first_token_at: float | None = None
-        self.seconds = 0.0
-
-    def usage_or_estimate(self, request: ChatRequest) -> Usage:
-        if self.usage is not None:
-            return self.usage
-        # Some servers (llama_cpp.server when streaming) send no usage; an estimate keeps the
-        # run's token budget honest rather than counting nothing.
-        arguments = sum(len(call.arguments) for call in self.tool_calls)
-        return Usage(
-            prompt_tokens=estimate_prompt_tokens(request),
-            completion_tokens=(len(self.text) + arguments) // 4 + 1,
-        )
-
-    def stats(self, request: ChatRequest) -> GenerationStats:
-        usage = self.usage_or_estimate(request)
-        prefill = (self.first_token_at - self.started) if self.first_token_at else 0.0
-        return GenerationStats(
-            prompt_tokens=usage.prompt_tokens,
-            prefill_seconds=prefill,
-            decode_seconds=max(self.seconds - prefill, 0.0),
-            completion_tokens=usage.completion_tokens,
-        )
-
-
-def calls_from_native(
-    native: list[NativeCall], tools: list[ToolSpec]
-) -> tuple[list[ToolCall], list[str]]:
-    """Validate structured tool calls against the tools' schemas: (valid calls, problems)."""
-    calls: list[ToolCall] = []
-    problems: list[str] = []
-    for index, call in enumerate(native):
-        arguments, problem, _repairs = validate_call(call.name, call.arguments or None, tools)
-        if arguments is None:
-            problems.append(problem.message if problem is not None else f"{call.name}: invalid")
-            continue
-        calls.append(
-            ToolCall(id=call.id or f"call_{index + 1}", name=call.name, arguments=arguments)
-        )
-    return calls, problems
-
-
 def to_openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
     """turnout messages as chat-completions messages (tool calls and results natively)."""
     out: list[dict[str, Any]] = []
@@ -334,32 +252,4 @@ def openai_tool_choice(choice: str | None) -> str | dict[str, Any] | None:
 
 def classify_openai_error(exc: Exception, *, mid_stream: bool) -> TransientError | PermanentError:
     """An exception from the OpenAI SDK (or its transport) as a transient or permanent failure."""
-    if isinstance(exc, TransientError | PermanentError):
-        return exc
-    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
-        return TransientError("timeout", "no answer within timeout_s")
-    if isinstance(exc, openai.APIConnectionError | httpx2.TransportError):
-        if mid_stream:
-            return TransientError("stream_cut", "the connection broke in the middle of the stream")
-        return TransientError("connection", "could not connect or the connection broke")
-    if isinstance(exc, openai.APIStatusError):
-        return status_error(exc.status_code, exc.response.headers, error_code(exc.body))
-    if isinstance(exc, openai.APIResponseValidationError) or (
-        mid_stream and isinstance(exc, ValueError)
-    ):
-        return TransientError("bad_reply", "the server's reply did not parse")
-    if isinstance(exc, openai.APIError):
-        # An error event inside a 200 stream: the server gave up part-way.
-        return TransientError("stream_error", error_code(exc.body))
-    raise exc  # not an upstream failure but a bug here: it must not be retried or hidden
-
-
-def error_code(body: object) -> str:
-    """The error's type and code from an API error body: never its message, which can quote
-    the request."""
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, dict):
-            parts = [str(error[key]) for key in ("type", "code") if error.get(key)]
-            return "/".join(parts)
-    return ""
+    return classify_sdk_error(exc, openai, mid_stream=mid_stream)

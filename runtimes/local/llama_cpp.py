@@ -4,39 +4,36 @@ Small instruct models do not reliably use a chat template's tool protocol (Qwen2
 answers a `tools=` request with JSON in a markdown fence, which llama-cpp-python returns as plain
 text). So this runtime speaks one text protocol it can parse: the tools are described in the
 system prompt, the model replies with a fenced JSON call, earlier calls are replayed in that same
-form and tool results come back as user turns. Parsing and validation are turnout's job
-(`turnout.runtimes.toolcalls`).
+form and tool results come back as user turns. Rendering, parsing and the decoding grammar are
+the text tool protocol's (`turnout.runtimes.textprotocol`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from turnout.runtimes import models
-from turnout.runtimes.base import (
-    ChatRequest,
-    ChatResponse,
-    GenerationStats,
-    Message,
-    ToolSpec,
-    Usage,
-)
+from turnout.runtimes.base import ChatRequest, ChatResponse, GenerationStats, Usage
 from turnout.runtimes.errors import ModelError
-from turnout.runtimes.grammar import compiled_grammar
-from turnout.runtimes.repetition import RepetitionConfig, RepetitionGuard, llama_cpp_processor
-from turnout.runtimes.speculative import (
+from turnout.runtimes.local import models
+from turnout.runtimes.local.repetition import (
+    RepetitionConfig,
+    RepetitionGuard,
+    llama_cpp_processor,
+)
+from turnout.runtimes.local.speculative import (
     LocalSpeculation,
     ParallelGeneration,
     llama_with_sequences,
     peak_rss_mb,
     peak_rss_reset,
 )
-from turnout.runtimes.toolcalls import parse_tool_calls
+from turnout.runtimes.textprotocol.grammar import compiled_grammar
+from turnout.runtimes.textprotocol.parse import parse_tool_calls
+from turnout.runtimes.textprotocol.render import to_text_protocol
 
 
 class LlamaCppConfig(BaseModel):
@@ -352,94 +349,3 @@ def combine_candidates(
         "usage": usage, "stats": stats,
         "candidates": [r.model_copy() for r in replies],
     })
-
-
-def describe_tools(tools: list[ToolSpec]) -> str:
-    """Tools as compact signatures, each parameter's description, allowed values and default on
-    its own line: small models follow signatures better than raw JSON Schemas, but they need the
-    descriptions to fill optional parameters ("default is 'units'", "'all' for complex roots")."""
-    lines = [
-        "# Tools",
-        "To use a tool, reply with exactly one JSON object in a ```json code fence:",
-        '```json\n{"name": "<tool name>", "arguments": {<arguments>}}\n```',
-        "One tool call per reply. The result comes back in the next message.",
-        "",
-        "Available tools:",
-    ]
-    for tool in tools:
-        props: dict[str, Any] = tool.input_schema.get("properties", {})
-        required = set(tool.input_schema.get("required", []))
-        params = []
-        details = []
-        for pname, schema in props.items():
-            kind = _type_name(schema)
-            params.append(f"{pname}: {kind}" if pname in required else f"{pname}?: {kind}")
-            detail = _parameter_detail(schema)
-            if detail:
-                details.append(f"    {pname}: {detail}")
-        summary = _clip(" ".join((tool.description or "").split()), _TOOL_DESCRIPTION_CHARS)
-        lines.append(f"- {tool.name}({', '.join(params)}): {summary}")
-        lines.extend(details)
-    return "\n".join(lines)
-
-
-# Long enough for every BFCL description and our own tools' docstrings; a server that ships a
-# page of prose per tool would otherwise fill a small model's context before the task begins.
-_TOOL_DESCRIPTION_CHARS = 400
-_PARAMETER_DESCRIPTION_CHARS = 200
-
-
-def _parameter_detail(schema: dict[str, Any]) -> str:
-    parts = []
-    description = " ".join(str(schema.get("description", "")).split())
-    if description:
-        parts.append(_clip(description, _PARAMETER_DESCRIPTION_CHARS))
-    if "enum" in schema:
-        parts.append("one of " + ", ".join(json.dumps(v) for v in schema["enum"]))
-    if "default" in schema:
-        parts.append(f"default {json.dumps(schema['default'])}")
-    return "; ".join(parts)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
-
-
-def _type_name(schema: dict[str, Any]) -> str:
-    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
-        return f"array of {_type_name(schema['items'])}"
-    if "type" in schema:
-        return str(schema["type"])
-    options = [s.get("type", "any") for s in schema.get("anyOf", []) if s.get("type") != "null"]
-    return " | ".join(options) or "any"
-
-
-def to_text_protocol(messages: list[Message], tools: list[ToolSpec]) -> list[dict[str, str]]:
-    """Render the conversation in the text tool protocol, merging adjacent same-role turns."""
-    out: list[dict[str, str]] = []
-
-    def push(role: str, content: str) -> None:
-        if out and out[-1]["role"] == role:
-            out[-1]["content"] += "\n\n" + content
-        else:
-            out.append({"role": role, "content": content})
-
-    for message in messages:
-        if message.role == "system":
-            content = message.content
-            if tools:
-                content = f"{content}\n\n{describe_tools(tools)}"
-            push("system", content)
-        elif message.role == "assistant":
-            parts = [message.content] if message.content else []
-            for call in message.tool_calls:
-                body = json.dumps({"name": call.name, "arguments": call.arguments})
-                parts.append(f"```json\n{body}\n```")
-            push("assistant", "\n".join(parts))
-        elif message.role == "tool":
-            push("user", f"Result of {message.name or 'the tool'}:\n{message.content}")
-        else:
-            push("user", message.content)
-    if tools and not any(m["role"] == "system" for m in out):
-        out.insert(0, {"role": "system", "content": describe_tools(tools)})
-    return out

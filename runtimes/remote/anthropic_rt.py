@@ -1,7 +1,7 @@
 """The `anthropic` runtime: Anthropic's messages API through the official SDK.
 
-Provides `AnthropicConfig`, `AnthropicChatModel` (a `ChatModel`) and the wire conversions
-`to_anthropic_messages`, `to_anthropic_tools`, `anthropic_tool_choice`.
+Provides `AnthropicConfig`, `AnthropicChatModel` (a `ChatModel`, a `WireModel`) and the wire
+conversions `to_anthropic_messages`, `to_anthropic_tools`, `anthropic_tool_choice`.
 
 The messages API differs from chat completions where it matters here: the system prompt is a
 parameter, tool calls are `tool_use` content blocks, tool results go back as `tool_result`
@@ -21,19 +21,21 @@ from collections.abc import Callable
 from typing import Any
 
 import anthropic
-import httpx2
 from pydantic import BaseModel, Field
 from turnout.runtimes.base import ChatRequest, ChatResponse, Message, ToolSpec, Usage
-from turnout.runtimes.openai_rt import AssembledReply, NativeCall, calls_from_native, error_code
-from turnout.runtimes.retry import (
+from turnout.runtimes.remote.retry import (
     CircuitBreaker,
     PermanentError,
     Pricing,
-    RetryLayer,
     RetryPolicy,
     RunBudget,
     TransientError,
-    status_error,
+)
+from turnout.runtimes.remote.wire import (
+    AssembledReply,
+    NativeCall,
+    WireModel,
+    classify_sdk_error,
 )
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
@@ -56,8 +58,10 @@ class AnthropicConfig(BaseModel):
     pricing: Pricing = Field(default_factory=Pricing)
 
 
-class AnthropicChatModel:
+class AnthropicChatModel(WireModel):
     """A `ChatModel` over the Anthropic SDK; one instance per target, reused across requests."""
+
+    config: AnthropicConfig
 
     def __init__(
         self,
@@ -70,23 +74,17 @@ class AnthropicChatModel:
         logger: Any | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.config = config
-        self.name = name or f"anthropic:{config.model}"
-        self._client = anthropic.Anthropic(
-            api_key=api_key,
-            base_url=config.base_url,
-            max_retries=0,  # RetryLayer is the only retry layer
-            timeout=config.retry.timeout_s,
-            open_telemetry=False,  # spans may carry content; the audit log is the record
-        )
-        self.retry_layer = RetryLayer(
-            self.name,
-            config.retry,
+        super().__init__(
+            config,
+            name=name or f"anthropic:{config.model}",
             breaker=breaker,
             budget=budget,
-            pricing=config.pricing,
             logger=logger,
             sleep=sleep,
+        )
+        self._client = anthropic.Anthropic(
+            **self.client_options(config, api_key),
+            open_telemetry=False,  # spans may carry content; the audit log is the record
         )
 
     def chat(self, request: ChatRequest) -> ChatResponse:
@@ -115,17 +113,7 @@ class AnthropicChatModel:
         started = time.perf_counter()
         reply = self._stream_once(params) if self.config.stream else self._complete_once(params)
         reply.seconds = time.perf_counter() - started
-        calls, problems = calls_from_native(reply.tool_calls, request.tools)
-        return ChatResponse(
-            text=reply.text,
-            tool_calls=calls,
-            problems=problems,
-            raw_text=reply.text,
-            finish_reason=reply.finish_reason or "stop",
-            usage=reply.usage_or_estimate(request),
-            stats=reply.stats(request),
-            model=self.name,
-        )
+        return self.response(request, reply)
 
     def _complete_once(self, params: dict[str, Any]) -> AssembledReply:
         try:
@@ -255,25 +243,7 @@ def classify_anthropic_error(
     exc: Exception, *, mid_stream: bool
 ) -> TransientError | PermanentError:
     """An Anthropic SDK (or transport) exception as a transient or permanent failure."""
-    if isinstance(exc, TransientError | PermanentError):
-        return exc
-    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-        return TransientError("timeout", "no answer within timeout_s")
-    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError):
-        if mid_stream:
-            return TransientError("stream_cut", "the connection broke in the middle of the stream")
-        return TransientError("connection", "could not connect or the connection broke")
-    if isinstance(exc, anthropic.APIStatusError):
-        if exc.status_code < 400:
-            # An `error` event inside a 200 stream (overloaded_error, api_error): the server
-            # gave up part-way through an answer.
-            return TransientError("stream_error", error_code(exc.body))
-        return status_error(exc.status_code, exc.response.headers, error_code(exc.body))
-    if isinstance(exc, anthropic.APIResponseValidationError) or (
-        mid_stream and isinstance(exc, ValueError)
-    ):
-        return TransientError("bad_reply", "the server's reply did not parse")
-    raise exc  # not an upstream failure but a bug here: it must not be retried or hidden
+    return classify_sdk_error(exc, anthropic, mid_stream=mid_stream)
 
 
 def _input_tokens(usage: Any) -> int:

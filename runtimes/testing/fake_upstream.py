@@ -11,8 +11,9 @@ the providers' real wire shapes, tool calls included.
 
     script = [Scripted.error(429, retry_after="1"), Scripted.json(openai_completion("hi"))]
     with FakeUpstream(script) as up:
-        model = make_runtime(RuntimeTarget(..., base_url=up.url + "/v1"))
-        ...
+        config = OpenAIConfig(model="gpt-4.1-mini", base_url=up.url + "/v1", stream=False)
+        model = OpenAIChatModel(config, api_key="sk-test")  # runtimes/remote/openai_rt.py
+        assert model.chat(ChatRequest(messages=[Message(role="user", content="hi")])).text == "hi"
         assert len(up.requests) == 2
 """
 

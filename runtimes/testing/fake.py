@@ -1,8 +1,14 @@
-"""A scripted chat model: part of the product, so users can test agents and policies offline.
+"""Chat models for tests: part of the product, so users can test agents and policies offline.
 
-Each call to `chat` returns the next scripted reply. A reply given as a string goes through the
-same tool-call parser as a real model's text, so a script can contain malformed calls exactly as
-a small model would emit them.
+`ScriptedModel`: each call to `chat` returns the next scripted reply. A reply given as a string
+goes through the same tool-call parser as a real model's text, so a script can contain
+malformed calls exactly as a small model would emit them.
+
+`FunctionModel`: each reply is what a Python function of the request returns, already
+structured (a `ChatResponse`, tool calls as `ToolCall`s): for a test that decides a reply from
+the request, or wants a reply no text would parse into.
+
+`FailingModel`: a target that is down.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from turnout.runtimes.base import ChatRequest, ChatResponse, Usage
 from turnout.runtimes.errors import RuntimeFailure
-from turnout.runtimes.toolcalls import parse_tool_calls
+from turnout.runtimes.textprotocol.parse import parse_tool_calls
 
 ScriptStep = str | Callable[[ChatRequest], str]
 
@@ -43,6 +49,28 @@ class ScriptedModel:
             usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=max(1, len(raw) // 4)),
             model=self.name,
         )
+
+
+class FunctionModel:
+    """Answers with what `fn(request)` returns: a structured `ChatResponse`, used as it is (no
+    parsing, no validation); its `model` is this model's name where the function left it empty.
+    Every request is recorded in `requests`."""
+
+    def __init__(self, fn: Callable[[ChatRequest], ChatResponse], name: str = "function") -> None:
+        self.name = name
+        self.fn = fn
+        self.requests: list[ChatRequest] = []
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        self.requests.append(request)
+        reply = self.fn(request)
+        if not isinstance(reply, ChatResponse):
+            raise TypeError(
+                f"{self.name}: the function returned {type(reply).__name__}; return a "
+                "ChatResponse (text, tool_calls=[ToolCall(...)], ...), or use ScriptedModel "
+                "for raw text"
+            )
+        return reply if reply.model else reply.model_copy(update={"model": self.name})
 
 
 class FailingModel:

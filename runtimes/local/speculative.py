@@ -28,6 +28,11 @@ The context must allow several sequences (`n_seq_max` > 1, unified KV cache: see
 `llama_with_sequences`); one that does not gets its completions one after another. Each
 completion samples its seed's distribution; it is its seed's lone reply bit for bit only with
 flash attention (see `generate_many` for why).
+
+Also here: `DraftModelDrafter`, the drafter that is a small model decoding with a
+`SpeculativeDecoder` of its own (the model-free drafters and the `Drafter` protocol are in
+`drafters.py`), and `LocalSpeculation`, the local runtime's generation path (chat template,
+drafters, cost curve, decoder).
 """
 
 from __future__ import annotations
@@ -43,11 +48,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from turnout.runtimes import models
-from turnout.runtimes.base import Draft, Drafter
-from turnout.runtimes.costcurve import CPU_DEFAULT, CostCurve, load_or_calibrate
-from turnout.runtimes.drafters import DraftModelDrafter, NoDrafter, SuffixDrafter
 from turnout.runtimes.errors import RuntimeFailure, UsageError
+from turnout.runtimes.local import models
+from turnout.runtimes.local.costcurve import CPU_DEFAULT, CostCurve, load_or_calibrate
+from turnout.runtimes.local.drafters import Draft, Drafter, NoDrafter, SuffixDrafter
 
 # llama-cpp-python's own sampling defaults, so temperature > 0 samples the same distribution
 # as its create_completion does.
@@ -719,6 +723,58 @@ class SpeculativeDecoder:
         n_vocab = self._lib.llama_vocab_n_tokens(self._vocab)
         ptr = self._lib.llama_get_logits_ith(self._ctx, -1)
         return list(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float * n_vocab)).contents)
+
+
+class DraftModelDrafter:
+    """A small model with the target's tokenizer drafts greedily on its own KV cache, which it
+    keeps in step with the target's context (Qwen2.5-Coder-0.5B for the 1.5B). That cache is run
+    by a `SpeculativeDecoder` of its own, which is why this drafter lives here."""
+
+    name = "draft-model"
+
+    def __init__(
+        self, llm: Any, *, cost_per_token: float = 0.5, max_draft: int = 8,
+        min_confidence: float = 0.4,
+    ) -> None:
+        # `llm` is a llama_cpp.Llama for the draft model, driven by a decoder of its own.
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self.llm = llm
+        self.cost_per_token = cost_per_token
+        self.max_draft = max_draft
+        self.min_confidence = min_confidence
+        self._decoder = SpeculativeDecoder(llm, CPU_DEFAULT)
+        self._n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(llm.model))
+
+    def begin(self, prompt_tokens: Sequence[int]) -> None:
+        pass  # the cache catches up on the first proposal, reusing what it shares
+
+    def propose(self, context: Sequence[int], max_tokens: int) -> Draft:
+        self._decoder.prefill(context)  # keeps the shared prefix, evaluates the new tokens
+        draft: list[int] = []
+        confidence: list[float] = []
+        survive = 1.0
+        for i in range(min(max_tokens, self.max_draft)):
+            ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
+            logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+            token = int(np.argmax(logits))
+            top = float(logits[token])
+            p = 1.0 / float(np.sum(np.exp(logits - top)))
+            survive *= p
+            if p < self.min_confidence or survive < 0.2:
+                break
+            draft.append(token)
+            confidence.append(p)
+            if i + 1 < min(max_tokens, self.max_draft):
+                self._decoder.append([token])
+        return Draft(tokens=draft, confidence=confidence)
+
+    def feedback(self, drafted: int, accepted: int) -> None:
+        pass
+
+    def finish(self, context: Sequence[int]) -> None:
+        pass
 
 
 def peak_rss_reset() -> None:

@@ -7,8 +7,8 @@ runtime's wire code and the same single retry layer.
 Servers differ in how far they implement tools. With `tool_protocol = "auto"` (the default) the
 tools go out natively; a server that rejects them (a 400 or 422: Ollama for a model without
 tool support, vLLM without `--enable-auto-tool-choice`) is asked again at once in the text
-protocol of the in-process runtime (`to_text_protocol`), and that choice is kept for the
-target. Whatever the protocol, when a reply carries no structured `tool_calls` its text is read
+tool protocol (`runtimes/textprotocol`, the one the in-process runtime speaks), and that choice
+is kept for the target. Whatever the protocol, when a reply carries no structured `tool_calls` its text is read
 with `parse_tool_calls`, because small local models often answer a native tool request with
 the call as JSON in a fence.
 """
@@ -22,10 +22,11 @@ from typing import Any, Literal
 from pydantic import Field
 from turnout.runtimes.base import ChatRequest, ChatResponse
 from turnout.runtimes.errors import UpstreamFailure
-from turnout.runtimes.llama_cpp import to_text_protocol
-from turnout.runtimes.openai_rt import AssembledReply, OpenAIChatModel, OpenAIConfig
-from turnout.runtimes.retry import CircuitBreaker, RunBudget
-from turnout.runtimes.toolcalls import parse_tool_calls
+from turnout.runtimes.remote.openai_rt import OpenAIChatModel, OpenAIConfig
+from turnout.runtimes.remote.retry import CircuitBreaker, RunBudget
+from turnout.runtimes.remote.wire import AssembledReply
+from turnout.runtimes.textprotocol.parse import parse_tool_calls
+from turnout.runtimes.textprotocol.render import to_text_protocol
 
 Location = Literal["local", "onprem", "cloud"]
 

@@ -1,4 +1,4 @@
-"""The drafters the local runtime can speculate with (the `Drafter` protocol is in base.py).
+"""The drafters the local runtime can speculate with, and the `Drafter` protocol they keep.
 
 - `SuffixDrafter`: model-free. It remembers every token of the session (earlier prompts, outputs
   and tool results, and the current prompt and output) and drafts the continuation of the
@@ -7,17 +7,48 @@
   weigh more; its confidence in a token grows with the match length and is learned from the
   target's recent verdicts, so it drafts nothing where it has been wrong (and tries again once
   the text has moved on).
-- `DraftModelDrafter`: a small model with the same tokenizer (Qwen2.5-Coder-0.5B for the 1.5B)
-  drafting greedily on its own KV cache, which it keeps in step with the target's context.
 - `NoDrafter`: drafts nothing (plain decoding through the same loop).
+
+The third, `DraftModelDrafter` (a small model with the target's tokenizer), drafts with a decode
+loop of its own and so lives with that loop, in `speculative.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
-from turnout.runtimes.base import Draft
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """Tokens a drafter guesses come next, each with its estimated chance of being accepted
+    given that the ones before it were (so the verifier can weigh length against cost)."""
+
+    tokens: list[int]
+    confidence: list[float]
+
+
+@runtime_checkable
+class Drafter(Protocol):
+    """Guesses the next tokens cheaply so the local runtime can verify several in one batch.
+
+    The runtime calls `begin` with each call's prompt, `propose` before every verify step with
+    everything so far (prompt, output, and the token about to be evaluated), `feedback` with how
+    many drafted tokens the target accepted, and `finish` with the whole sequence at the end.
+    """
+
+    name: str
+    cost_per_token: float  # drafting one token, as a fraction of one target decode step
+
+    def begin(self, prompt_tokens: Sequence[int]) -> None: ...
+
+    def propose(self, context: Sequence[int], max_tokens: int) -> Draft: ...
+
+    def feedback(self, drafted: int, accepted: int) -> None: ...
+
+    def finish(self, context: Sequence[int]) -> None: ...
+
 
 SEPARATOR = -1  # between documents in the suffix index; never a real token
 
@@ -275,59 +306,3 @@ class NoDrafter:
 
     def finish(self, context: Sequence[int]) -> None:
         pass
-
-
-class DraftModelDrafter:
-    """A small model with the target's tokenizer drafts greedily on its own KV cache."""
-
-    name = "draft-model"
-
-    def __init__(
-        self, llm: Any, *, cost_per_token: float = 0.5, max_draft: int = 8,
-        min_confidence: float = 0.4,
-    ) -> None:
-        # `llm` is a llama_cpp.Llama for the draft model. Imported here because speculative.py
-        # imports this module, and llama_cpp only when a model drafts.
-        import llama_cpp
-        from turnout.runtimes.costcurve import CPU_DEFAULT
-        from turnout.runtimes.speculative import SpeculativeDecoder
-
-        self._lib = llama_cpp
-        self.llm = llm
-        self.cost_per_token = cost_per_token
-        self.max_draft = max_draft
-        self.min_confidence = min_confidence
-        self._decoder = SpeculativeDecoder(llm, CPU_DEFAULT)
-        self._n_vocab = llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(llm.model))
-
-    def begin(self, prompt_tokens: Sequence[int]) -> None:
-        pass  # the cache catches up on the first proposal, reusing what it shares
-
-    def propose(self, context: Sequence[int], max_tokens: int) -> Draft:
-        import numpy as np
-
-        self._decoder.prefill(context)  # keeps the shared prefix, evaluates the new tokens
-        draft: list[int] = []
-        confidence: list[float] = []
-        survive = 1.0
-        for i in range(min(max_tokens, self.max_draft)):
-            ptr = self._lib.llama_get_logits_ith(self.llm.ctx, -1)
-            logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
-            token = int(np.argmax(logits))
-            top = float(logits[token])
-            p = 1.0 / float(np.sum(np.exp(logits - top)))
-            survive *= p
-            if p < self.min_confidence or survive < 0.2:
-                break
-            draft.append(token)
-            confidence.append(p)
-            if i + 1 < min(max_tokens, self.max_draft):
-                self._decoder.append([token])
-        return Draft(tokens=draft, confidence=confidence)
-
-    def feedback(self, drafted: int, accepted: int) -> None:
-        pass
-
-    def finish(self, context: Sequence[int]) -> None:
-        pass
-

@@ -8,8 +8,9 @@ Keys and base URLs are read here, at the edge, and handed to the runtimes as val
 variable the target names in `api_key_env`, else `TURNOUT_<PROVIDER>_API_KEY`, else the
 provider's own (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`). A policy file names variables, never keys.
 
-The router builds one `RunBudget` per run and passes it to every `make_runtime` of that run, so
-the token and cost limits hold across targets; each runtime gets its own `CircuitBreaker`.
+The composition root (`agent/compose.py`) builds one `RunBudget` per run and passes it to every
+`make_runtime` of that run, so the token and cost limits hold across targets; each runtime gets
+its own `CircuitBreaker`. The in-process `llama_cpp` runtime is not built here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 from turnout.runtimes.base import ChatModel
 from turnout.runtimes.errors import UsageError
-from turnout.runtimes.retry import CircuitBreaker, Pricing, RetryPolicy, RunBudget
+from turnout.runtimes.remote.retry import CircuitBreaker, Pricing, RetryPolicy, RunBudget
 
 __all__ = ["TargetSettings", "api_key_for", "base_url_for", "make_runtime"]
 
@@ -70,7 +71,7 @@ def make_runtime(
         "logger": logger,
     }
     if target.runtime == "openai":
-        from turnout.runtimes.openai_rt import OpenAIChatModel, OpenAIConfig
+        from turnout.runtimes.remote.openai_rt import OpenAIChatModel, OpenAIConfig
 
         config = OpenAIConfig(
             model=_model(name, target),
@@ -80,7 +81,7 @@ def make_runtime(
         )
         return OpenAIChatModel(config, api_key=api_key_for(name, target, env), **shared)
     if target.runtime == "anthropic":
-        from turnout.runtimes.anthropic_rt import AnthropicChatModel, AnthropicConfig
+        from turnout.runtimes.remote.anthropic_rt import AnthropicChatModel, AnthropicConfig
 
         config_a = AnthropicConfig(
             model=_model(name, target),
@@ -90,7 +91,7 @@ def make_runtime(
         )
         return AnthropicChatModel(config_a, api_key=api_key_for(name, target, env), **shared)
     if target.runtime == "openai_compat":
-        from turnout.runtimes.openai_compat import OpenAICompatConfig, OpenAICompatModel
+        from turnout.runtimes.remote.openai_compat import OpenAICompatConfig, OpenAICompatModel
 
         if not target.base_url:
             raise UsageError(
@@ -107,11 +108,9 @@ def make_runtime(
         key = _named_key(name, target, env) if target.api_key_env else None
         return OpenAICompatModel(config_c, api_key=key, **shared)
     if target.runtime == "llama_cpp":
-        from turnout.runtimes import models
-        from turnout.runtimes.llama_cpp import LlamaCppConfig, LlamaCppModel
-
-        return LlamaCppModel(
-            LlamaCppConfig(model=target.model or models.DEFAULT_MODEL, n_ctx=target.context_window)
+        raise UsageError(
+            f"target {name!r}: runtime llama_cpp is the in-process model, not a networked one; "
+            "it is loaded once per process by the composition root (turnout.agent.compose.open_model)"
         )
     raise UsageError(
         f"target {name!r}: unknown runtime {target.runtime!r}; "

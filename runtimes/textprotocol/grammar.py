@@ -1,12 +1,14 @@
-"""Constrained decoding for the local runtime: a GBNF grammar built from the tools' JSON schemas.
+"""Constraining the text tool protocol: a GBNF grammar built from the tools' JSON schemas, for
+the local runtime's constrained decoding.
 
 Provides `tool_call_grammar(tools, tool_choice)`, the grammar text llama.cpp samples under, and
 `compiled_grammar`, the same as a `llama_cpp.LlamaGrammar` (cached, since tools rarely change
 within a run).
 
-The grammar speaks the text protocol the llama_cpp runtime prompts for: one call as JSON in a
-```json fence, `{"name": "<tool>", "arguments": {...}}`, with the arguments generated from the
-tool's `inputSchema` by llama-cpp-python's own JSON-schema converter. So:
+The grammar speaks the text protocol `render.py` writes and the local runtime prompts for: one
+call as JSON in a ```json fence (`render.FENCE_OPEN`, `render.FENCE_CLOSE`),
+`{"name": "<tool>", "arguments": {...}}`, with the arguments generated from the tool's
+`inputSchema` by llama-cpp-python's own JSON-schema converter. So:
 
 - `tool_choice="required"`: the reply is exactly one fenced call of one of the tools; every
   call the model can emit parses and validates (valid by construction).
@@ -28,11 +30,9 @@ from typing import Any
 
 from turnout.runtimes.base import ToolSpec
 from turnout.runtimes.errors import UsageError
+from turnout.runtimes.textprotocol.render import FENCE_CLOSE, FENCE_OPEN
 
-__all__ = ["FENCE_CLOSE", "FENCE_OPEN", "compiled_grammar", "tool_call_grammar"]
-
-FENCE_OPEN = "```json\n"
-FENCE_CLOSE = "\n```"
+__all__ = ["compiled_grammar", "tool_call_grammar"]
 
 # Prose that never opens a ``` fence: single and double backticks (inline code) are fine.
 _PROSE_RULES = r"""

@@ -20,7 +20,6 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 WIDTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
-CALIBRATION_PREFIX = 64  # tokens of context before the timed batch, like a short prompt
 
 
 class CostCurve(BaseModel):

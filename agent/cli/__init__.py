@@ -1,0 +1,1 @@
+"""The `turnout` command line: `main.main` is the console script; one module per command."""

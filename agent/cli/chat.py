@@ -1,0 +1,215 @@
+"""`turnout chat`: a terminal client that gives any model the tools of any MCP servers.
+
+Tools: turnout's own servers on the current directory (files, edit, tests, git) unless
+`--no-builtin-tools`, plus every server of each `--mcp FILE` (`mcpServers` JSON; `./.mcp.json`
+when no file is given). The chosen model is the session's only target behind the policy router,
+so the repository's policy still decides what may leave the machine; tool calls go through the
+approvals, asked inline. The conversation is kept in the cache directory between sessions
+(`/new` starts over); `--json` answers one prompt (from the arguments or stdin) with one JSON
+object and keeps no history. The session itself is `agent/chat.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from turnout.agent import compose
+from turnout.agent.approvals import MODES, decide, terminal_asker
+from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings
+from turnout.agent.paths import cache_dir
+from turnout.agent.run import run_logger
+from turnout.router.router import PolicyRouter
+from turnout.runtimes.errors import UsageError
+
+HELP = """\
+/model [SPEC]    show the model, or switch to SPEC (local, ollama/NAME, http://HOST:PORT/v1, ...)
+/tools           list the tools, by server, with what the approval policy does for each
+/route           show where the last request went and why (the policy router's decision)
+/approvals [M]   show the approval mode, or set it: ask, auto-edit, full-auto
+/new             start a new conversation (the old one is forgotten)
+/help            this list
+/quit            leave (Ctrl-D does too)"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    chat = sub.add_parser(
+        "chat",
+        help="chat with a local or remote model that can use any MCP servers' tools",
+        description="An interactive MCP client: the in-process model, Ollama, any "
+        "OpenAI-compatible server or a cloud API, with turnout's tools and every server of "
+        "the mcpServers JSON; tool calls validated, approvals asked inline, history kept.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  turnout chat --model ollama/qwen2.5-coder:1.5b --mcp .mcp.json\n"
+        "  turnout chat --model http://127.0.0.1:8080/v1 --json \"what changed in git?\"",
+    )
+    chat.add_argument("prompt", nargs="*", help="with --json: the prompt (default: read stdin)")
+    chat.add_argument("--model", default=os.environ.get("TURNOUT_CHAT_MODEL", "local"), metavar="SPEC",
+                      help=f"the model: {compose.MODEL_FORMS} (default: local; env TURNOUT_CHAT_MODEL)")
+    chat.add_argument("--mcp", action="append", type=Path, default=[], metavar="FILE",
+                      help="an mcpServers JSON file; repeatable (default: ./.mcp.json if present)")
+    chat.add_argument("--no-builtin-tools", action="store_true",
+                      help="leave out turnout's own files, edit, tests and git servers")
+    chat.add_argument("--approval-mode", choices=MODES, default=None,
+                      help="ask (default), auto-edit or full-auto; overrides the policy's "
+                      "[approvals] mode and the mcpServers file's")
+    chat.add_argument("--json", action="store_true",
+                      help="answer one prompt non-interactively and print one JSON object")
+    chat.set_defaults(handler=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    repo = Path.cwd()
+    servers, approvals = compose.chat_tools(
+        repo, args.mcp, builtin_tools=not args.no_builtin_tools, approval_mode=args.approval_mode
+    )
+    chat_dir = cache_dir() / "chat"
+    chat_dir.mkdir(parents=True, exist_ok=True)
+    # --json writes its progress to stderr (stdout is the answer); the terminal session to stdout.
+    out = sys.stderr if args.json else sys.stdout
+
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    def progress(line: str) -> None:
+        say(f"turnout: {line}" if args.json else f"  ({line})")
+
+    # The router's events (hashes and sizes, never payloads) as JSON lines; servers' stderr.
+    with (
+        (chat_dir / "events.jsonl").open("a", encoding="utf-8") as events,
+        (chat_dir / "servers.log").open("a") as errlog,
+    ):
+        logger = run_logger(events, "chat")
+
+        def router_for(spec: str) -> PolicyRouter:
+            return compose.chat_router(
+                spec, repo, audit_path=chat_dir / "audit.jsonl", logger=logger, progress=progress
+            )
+
+        if args.json:
+            prompt = " ".join(args.prompt) if args.prompt else sys.stdin.read()
+            if not prompt.strip():
+                raise UsageError("turnout chat --json needs a prompt: as arguments or on stdin")
+            readline = None
+        else:
+            readline = enable_line_editing(chat_dir / "input_history")
+            say(f"turnout chat: loading {args.model} ...")
+        router = router_for(args.model)
+        with compose.open_session(
+            repo, router, servers, approvals, errlog=errlog, strict=False,
+            asker=None if args.json else terminal_asker, notify=lambda line: say(f"turnout: {line}"),
+        ) as session:
+            for name, why in session.host.failed_servers().items():
+                say(f"turnout: MCP server {name!r} is not available: {why}")
+            if args.json:
+                result = ChatSession(session.model, session.tools).send(prompt)
+                result.model = args.model
+                print(json.dumps(result.model_dump(), indent=2))
+                return 0 if result.exit_status == "answered" else 1
+            connected = len(servers) - len(session.host.failed_servers())
+            code = interactive(session, args.model, router_for, chat_dir, connected, say)
+    if readline is not None:
+        with contextlib.suppress(OSError):
+            readline.write_history_file(str(chat_dir / "input_history"))
+    return code
+
+
+def interactive(
+    opened: compose.Session,
+    model_spec: str,
+    router_for: Callable[[str], PolicyRouter],
+    chat_dir: Path,
+    connected: int,
+    say: Callable[[str], None],
+) -> int:
+    """The terminal session: a line from the user, the model's answer, until /quit or Ctrl-D."""
+    guarded = opened.tools
+    history = ChatHistory(chat_dir / "history.json", ChatSettings().history_messages)
+    session = ChatSession(opened.model, guarded, history=history.load(), show=say)
+    tools = guarded.list_tools()
+    say(f"model {model_spec}; {len(tools)} tools from {connected} MCP servers; "
+        f"approvals: {guarded.policy.mode}. /help lists the commands.")
+    if session.messages:
+        say(f"(resumed a conversation of {len(session.messages)} messages; /new starts over)")
+    while True:
+        try:
+            line = input("you> ").strip()
+        except EOFError:
+            say("")
+            break
+        except KeyboardInterrupt:
+            say("")
+            continue
+        if not line:
+            continue
+        if line.startswith("/"):
+            command, _, rest = line.partition(" ")
+            rest = rest.strip()
+            if command in ("/quit", "/exit"):
+                break
+            if command == "/help":
+                say(HELP)
+            elif command == "/new":
+                session.messages = []
+                history.save([])
+                say("(new conversation)")
+            elif command == "/tools":
+                for info in guarded.visible_tools():
+                    rule = decide(guarded.policy, info)
+                    say(f"  {info.name:<36} [{info.server}] {rule:<5} {info.description.strip()[:60]}")
+            elif command == "/approvals":
+                if rest in MODES:
+                    guarded.policy = guarded.policy.model_copy(update={"mode": rest})
+                say(f"approval mode: {guarded.policy.mode}")
+            elif command == "/model":
+                if rest:
+                    try:
+                        session.model = router_for(rest)
+                        model_spec = rest
+                    except UsageError as exc:
+                        say(f"turnout: {exc}")
+                say(f"model: {model_spec}")
+            elif command == "/route":
+                show_route(session, say)
+            else:
+                say(f"unknown command {command}; /help lists them")
+            continue
+        try:
+            result = session.send(line)
+        except KeyboardInterrupt:
+            say("(interrupted)")
+            continue
+        if result.error:
+            say(f"turnout: {result.exit_status}: {result.error}")
+        else:
+            say(f"{model_spec}> {result.reply}")
+        history.save(session.messages)
+    return 0
+
+
+def show_route(session: ChatSession, say: Callable[[str], None]) -> None:
+    explain = getattr(session.model, "explain", None)
+    if session.last_request is None or explain is None:
+        say("no request yet")
+        return
+    decision = explain(session.last_request)
+    say(f"target: {decision.target or '(refused)'}  rule: {decision.rule}  work: {decision.work_class}")
+    say(f"reason: {decision.reason}")
+    for reason in decision.reasons:
+        say(f"  - {reason}")
+
+
+def enable_line_editing(history_file: Path) -> Any:
+    try:
+        import readline  # not on every platform: without it, input() works unedited
+    except ImportError:
+        return None
+    with contextlib.suppress(OSError):
+        readline.read_history_file(str(history_file))
+    return readline

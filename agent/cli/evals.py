@@ -1,0 +1,68 @@
+"""`turnout eval toolcalls|loops`: measure the guards on data, not anecdotes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from turnout.agent.bfcl import CATEGORIES
+from turnout.agent.cli.args import show_help
+from turnout.agent.cli.output import loops_report, progress, toolcalls_table
+from turnout.agent.compose import MODEL_FORMS
+from turnout.agent.evals.loops import eval_loops
+from turnout.agent.evals.toolcalls import TARGETS, eval_toolcalls
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser(
+        "eval", help="measure the guards: tool-call validity on BFCL, loop detection on traces",
+        description="Evaluations of turnout's guards. `toolcalls` runs the Berkeley Function "
+        "Calling Leaderboard's single-turn questions through a model (the in-process one by "
+        "default, or any other a model spec names) with and without turnout's parser, repairs "
+        "and grammar; `loops` runs the shipped trace corpus through the loop detector.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  turnout eval toolcalls --category simple_python --limit 50\n"
+        "  turnout eval toolcalls --model ollama/qwen2.5-coder:1.5b --limit 200 --record ollama.jsonl\n"
+        "  turnout eval loops --json",
+    )
+    ev.set_defaults(handler=lambda _args: show_help(ev))
+    esub = ev.add_subparsers(dest="eval_command", metavar="EVAL")
+    tc = esub.add_parser("toolcalls", help="BFCL single-turn: valid-call rate and AST match rate")
+    tc.add_argument("--category", action="append", choices=list(CATEGORIES), default=None,
+                    help="BFCL category (repeatable; default: simple_python and multiple)")
+    tc.add_argument("--limit", type=int, default=None, metavar="N", help="first N cases of each category")
+    tc.add_argument("--target", action="append", choices=list(TARGETS), default=None,
+                    help="what to run (repeatable; default: turnout and plain)")
+    tc.add_argument("--model", default="qwen2.5-coder-1.5b", metavar="SPEC",
+                    help=f"the model under test: {MODEL_FORMS} (default: qwen2.5-coder-1.5b, "
+                    "in process)")
+    tc.add_argument("--tool-choice", default="required",
+                    help="tool_choice for the turnout targets: required (default), auto; "
+                    "the plain target sends none, as a client that does not know turnout would")
+    tc.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads")
+    tc.add_argument("--record", type=Path, default=None, metavar="FILE.jsonl",
+                    help="append each case's outcome to this file as it is scored; "
+                    "cases already in it are not run again (resume a run cut short)")
+    tc.add_argument("--json", action="store_true", help="print the summary as JSON")
+    tc.set_defaults(handler=toolcalls)
+    lp = esub.add_parser("loops", help="the trace corpus: recall, false positives, steps to detect")
+    lp.add_argument("--json", action="store_true", help="print the full report as JSON")
+    lp.set_defaults(handler=loops)
+
+
+def toolcalls(args: argparse.Namespace) -> int:
+    report = eval_toolcalls(
+        args.category or list(CATEGORIES), args.limit, args.target or ["turnout", "plain"],
+        args.model, tool_choice=args.tool_choice, threads=args.threads, record=args.record,
+        progress=progress,
+    )
+    print(report.model_dump_json(indent=2) if args.json else toolcalls_table(report))
+    return 0
+
+
+def loops(args: argparse.Namespace) -> int:
+    report = eval_loops()
+    print(report.model_dump_json(indent=2) if args.json else loops_report(report))
+    ok = (report.caught_in_time == report.looping and report.healthy_stopped == 0
+          and report.degenerate_aborted == report.degenerate and report.healthy_replies_aborted == 0)
+    return 0 if ok else 1

@@ -1,0 +1,87 @@
+"""`turnout run TASK`: the agent on a repository until its tests pass."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from turnout.agent import compose
+from turnout.agent.approvals import MODES, terminal_asker
+from turnout.agent.cli.args import positive_int
+from turnout.agent.cli.output import progress, say
+from turnout.agent.loop import AgentConfig
+from turnout.agent.run import check_repo, check_resume, render, run_task
+from turnout.runtimes.local import models
+
+DONE = {"tests_passed", "done", "already_passing"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    run = sub.add_parser(
+        "run",
+        help="work on a task in a repository until its tests pass",
+        description="Run the agent on TASK in a repository. It runs the tests, shows the model "
+        "the code they exercise (the modules the failing tests import, the files the traceback "
+        "and the task name) and asks for a fix. Each proposed change is tried on a scratch copy "
+        "of the repository and tested there; the first that passes lands in your tree as one "
+        "patch, and if none does your tree is left as it was. When the tests already pass, TASK "
+        "is done the same way, keeping them green. Prints the diff and a report; the run log is "
+        "kept in REPO/.turnout/runs/RUN_ID/.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='example:\n  turnout run "make the tests pass" --repo examples/calc --json',
+    )
+    run.add_argument("task", help="what to do, in plain words")
+    run.add_argument("--repo", type=Path, default=Path("."), help="repository to work in (default: .)")
+    run.add_argument("--max-steps", type=positive_int, default=12, metavar="N",
+                     help="model calls allowed before giving up (default: 12)")
+    run.add_argument("--samples", type=int, default=4, metavar="N",
+                     help="when the first (greedy) change fails its tests, sample N more, each "
+                     "tried on a scratch copy (default: 4; 0 = greedy only)")
+    run.add_argument("--reflections", type=int, default=1, metavar="N",
+                     help="rounds that show the model what its best try still fails (default: 1)")
+    run.add_argument("--model", default=os.environ.get("TURNOUT_MODEL", models.DEFAULT_MODEL),
+                     metavar="SPEC",
+                     help=f"the model that answers for the policy's local targets, on this machine: "
+                     f"{compose.MODEL_FORMS} (default: {models.DEFAULT_MODEL}; env TURNOUT_MODEL)")
+    run.add_argument("--test-command", default=None, metavar="CMD",
+                     help="command that runs the tests (default: python -m pytest -q)")
+    run.add_argument("--threads", type=positive_int, default=None, metavar="N",
+                     help="CPU threads for the in-process model (default: all cores)")
+    run.add_argument("--n-gpu-layers", type=int, default=0, metavar="N",
+                     help="layers to offload on a GPU build of llama.cpp (-1 = all; default 0)")
+    run.add_argument("--resume", metavar="RUN_ID", default=None,
+                     help="carry on with an interrupted run from its last completed step")
+    run.add_argument("--approval-mode", choices=MODES, default=None,
+                     help="which of the model's tool calls run without asking (default: the "
+                     "policy's [approvals] mode, else auto-edit: reads, edits and the test command "
+                     "run; any other command is asked on the terminal, refused without one)")
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    run.set_defaults(handler=execute)
+
+
+def execute(args: argparse.Namespace) -> int:
+    repo = check_repo(args.repo)  # before loading a 1 GB model, not after
+    if args.resume:
+        check_resume(repo, args.resume)
+    say(f"turnout: loading {args.model} ...")
+    model = compose.open_local_model(
+        args.model, threads=args.threads, n_gpu_layers=args.n_gpu_layers, progress=progress
+    )
+    report = run_task(
+        args.task,
+        repo,
+        model,
+        config=AgentConfig(max_steps=args.max_steps, samples=max(args.samples, 0),
+                           reflections=max(args.reflections, 0)),
+        run_id=args.resume,
+        resume=args.resume is not None,
+        test_command=args.test_command,
+        approval_mode=args.approval_mode,
+        asker=terminal_asker if sys.stdin.isatty() else None,
+        progress=progress,
+    )
+    print(json.dumps(report.model_dump(), indent=2) if args.json else render(report))
+    return 0 if report.exit_status in DONE else 1
