@@ -86,6 +86,7 @@ class Candidate(BaseModel):
     reply: str
     edits: list[Edit]
     base: int = -1  # the candidate this one was written on top of (a reflection), -1 = the repo
+    route: str = ""  # the target that wrote it
     status: Literal["pending", "passed", "failed", "duplicate", "unreadable"] = "pending"
     files: dict[str, str] = {}
     failures: int = 10_000
@@ -111,6 +112,7 @@ class RunState(TypedDict, total=False):
     completion_tokens: int
     cached_prompt_tokens: int
     model_seconds: float
+    tokens_by_target: dict[str, int]  # prompt + completion tokens, per target that answered
     first_edit_seconds: float  # run time when the winner landed; 0 = nothing landed
     summary: str
     error: str
@@ -163,7 +165,7 @@ def build_graph(
             "tests_before": before.model_dump(), "tests_after": before.model_dump(),
             "step": 0, "round": 0, "candidates": [], "winner": -1, "originals": {},
             "prompt_tokens": 0, "completion_tokens": 0, "cached_prompt_tokens": 0,
-            "model_seconds": 0.0, "first_edit_seconds": 0.0, "summary": "", "exit_status": "",
+            "model_seconds": 0.0, "tokens_by_target": {}, "first_edit_seconds": 0.0, "summary": "", "exit_status": "",
         }
         green = tests_ok(before)
         if green and asks_only_for_green_tests(task):
@@ -227,7 +229,7 @@ def build_graph(
                 candidate = Candidate(
                     id=len(candidates), round=rnd, temperature=temperature,
                     seed=seed + offset if temperature > 0 else None, reply=text, edits=group,
-                    base=base.id if base is not None else -1,
+                    base=base.id if base is not None else -1, route=reply.route or reply.model,
                     seconds=round(seconds / len(replies), 2),
                 )
                 if not group:
@@ -373,7 +375,12 @@ def sample(model: ChatModel, request: ChatRequest) -> tuple[list[ChatResponse], 
 
 
 def accumulate(state: RunState, replies: list[ChatResponse]) -> dict[str, Any]:
+    by_target = dict(state.get("tokens_by_target") or {})
+    for reply in replies:
+        target = reply.route or reply.model
+        by_target[target] = by_target.get(target, 0) + reply.usage.prompt_tokens + reply.usage.completion_tokens
     return {
+        "tokens_by_target": by_target,
         "prompt_tokens": state["prompt_tokens"] + sum(r.usage.prompt_tokens for r in replies),
         "completion_tokens": state["completion_tokens"] + sum(r.usage.completion_tokens for r in replies),
         "cached_prompt_tokens": state["cached_prompt_tokens"]

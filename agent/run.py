@@ -44,6 +44,7 @@ class Tokens(BaseModel):
     completion: int
     total: int
     cached_prompt: int = 0  # of `prompt`, those read from the local runtime's KV cache
+    by_target: dict[str, int] = {}  # prompt + completion, per target that answered
 
 
 class CandidateSummary(BaseModel):
@@ -53,6 +54,7 @@ class CandidateSummary(BaseModel):
     round: int
     seed: int | None
     status: str  # passed | failed | duplicate | unreadable | pending
+    route: str = ""  # the target that wrote it
     failures: int
     summary: str
     files: list[str]
@@ -97,10 +99,11 @@ def run_task(
     approval_mode: ApprovalMode | None = None,
     asker: Asker | None = None,
     progress: Progress = lambda _: None,
+    policy_file: Path | None = None,
 ) -> RunReport:
     """Run `task` in `repo`. Candidates are tried on a scratch copy; the winner lands in `repo`
     through its edit server, past the approvals: `approval_mode`, else the repository policy's
-    `[approvals]`, else auto-edit."""
+    `[approvals]`, else auto-edit. The policy is `policy_file`, else the repository's own."""
     config = config or AgentConfig()
     repo = check_repo(repo)
     run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
@@ -117,7 +120,7 @@ def run_task(
         emit = ProgressSink(logger, progress)
         emit("run_start", task=task, repo=str(repo), model=model.name, resume=resume)
         # The repo's policy (turnout.toml, [tool.turnout], or local only); `model` is its local target.
-        router = open_router(repo, model, run_id=run_id, logger=logger)
+        router = open_router(repo, model, run_id=run_id, logger=logger, policy_file=policy_file)
         rules = router.policy.approvals
         approvals = with_policy(ApprovalPolicy(mode="auto-edit"), rules.mode, rules.tools, approval_mode)
         state: dict[str, Any] = {}
@@ -195,6 +198,7 @@ def make_report(
         tokens=Tokens(
             prompt=prompt, completion=completion, total=prompt + completion,
             cached_prompt=state.get("cached_prompt_tokens", 0),
+            by_target=state.get("tokens_by_target") or {},
         ),
         wall_seconds=round(wall, 2),
         model_seconds=round(state.get("model_seconds", 0.0), 2),
@@ -204,7 +208,7 @@ def make_report(
         tests_after=TestSummary(exit_code=after.exit_code, summary=after.summary, passed=after.passed),
         tests_passed=after.passed,
         candidates=[
-            CandidateSummary(id=c.id, round=c.round, seed=c.seed, status=c.status,
+            CandidateSummary(id=c.id, round=c.round, seed=c.seed, status=c.status, route=c.route,
                              failures=c.failures, summary=c.summary, files=sorted(c.files))
             for c in candidates
         ],

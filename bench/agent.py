@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +28,44 @@ from turnout.agent.compose import open_local_model
 from turnout.agent.loop import AgentConfig
 from turnout.agent.run import run_task
 from turnout.bench.agent_tasks import AgentTask, load_tasks, prepare_workspace, verify
+from turnout.bench.serve import served_model
 from turnout.runtimes.errors import UsageError
+from turnout.runtimes.local.models import resolve
 
-# The configurations compared, by name. Each is an AgentConfig override.
-CONFIGS: dict[str, dict[str, Any]] = {
-    "greedy": {"samples": 0, "reflections": 0, "alternatives": 0},
-    "sampling": {"samples": 4, "reflections": 1, "alternatives": 0},
-    "alternatives": {"samples": 4, "reflections": 1, "alternatives": 4},
+
+class BenchConfig(BaseModel):
+    """One configuration compared: the agent's settings and the models that answer."""
+
+    agent: dict[str, Any] = {}  # AgentConfig overrides
+    model: str | None = None  # in process, the policy's local target (None: --model)
+    # Served by `python -m llama_cpp.server` as the policy's on-prem target for hard work (a
+    # stand-in for a cloud or team model); the in-process model keeps the repetitive work.
+    hard: str | None = None
+
+
+FULL = {"samples": 4, "reflections": 1, "alternatives": 4}
+
+# The configurations compared, by name.
+CONFIGS: dict[str, BenchConfig] = {
+    "greedy": BenchConfig(agent={"samples": 0, "reflections": 0, "alternatives": 0}),
+    "sampling": BenchConfig(agent={"samples": 4, "reflections": 1, "alternatives": 0}),
+    "alternatives": BenchConfig(agent=FULL),
+    # Routing: the 0.5B in process answers the sampled tries and reflections, the 1.5B on its
+    # own server the greedy first tries; against each model alone.
+    "small": BenchConfig(agent=FULL, model="qwen2.5-coder-0.5b"),
+    "routed": BenchConfig(agent=FULL, model="qwen2.5-coder-0.5b", hard="qwen2.5-coder-1.5b"),
 }
+
+
+def routed_policy(base_url: str) -> str:
+    """turnout.toml for the routed configuration: repetitive work local, hard work on the box."""
+    return (
+        'version = 1\n\n[targets.local]\nruntime = "llama_cpp"\nlocation = "local"\n\n'
+        f'[targets.box]\nruntime = "openai_compat"\nlocation = "onprem"\nbase_url = "{base_url}"\n'
+        # A CPU writes a whole file in minutes, not seconds; a retry would only double that.
+        'model = "hard-model"\ntimeout_s = 900\nmax_attempts = 1\n\n'
+        '[work]\nrepetitive = ["local"]\nhard = ["box"]\nescalation = ["box"]\n'
+    )
 
 
 class TaskResult(BaseModel):
@@ -53,13 +85,18 @@ class TaskResult(BaseModel):
     model_seconds: float
     verify_summary: str
     model: str
+    tokens_by_target: dict[str, int] = {}
+    winner_route: str = ""  # the target whose candidate passed
 
 
-def run_one(task: AgentTask, config_name: str, model: Any, work: Path) -> TaskResult:
+def run_one(
+    task: AgentTask, config_name: str, model: Any, work: Path, policy_file: Path | None = None
+) -> TaskResult:
     workspace = prepare_workspace(task, work / f"{config_name}-{task.name}")
-    config = AgentConfig(**CONFIGS[config_name])
+    config = AgentConfig(**CONFIGS[config_name].agent)
     started = time.perf_counter()
-    report = run_task(task.task, workspace, model, config=config, approval_mode="auto-edit")
+    report = run_task(task.task, workspace, model, config=config, approval_mode="auto-edit",
+                      policy_file=policy_file)
     wall = time.perf_counter() - started
     check = verify(task, workspace)
     return TaskResult(
@@ -69,6 +106,8 @@ def run_one(task: AgentTask, config_name: str, model: Any, work: Path) -> TaskRe
         candidates=len(report.candidates), prompt_tokens=report.tokens.prompt,
         cached_prompt_tokens=report.tokens.cached_prompt, completion_tokens=report.tokens.completion,
         model_seconds=report.model_seconds, verify_summary=check.summary, model=report.model,
+        tokens_by_target=report.tokens.by_target,
+        winner_route=next((c.route for c in report.candidates if c.status == "passed"), ""),
     )
 
 
@@ -92,8 +131,19 @@ def summarise(results: list[TaskResult]) -> list[dict[str, Any]]:
                 "cached_prompt_tokens": sum(r.cached_prompt_tokens for r in group),
                 "model_seconds": round(sum(r.model_seconds for r in group), 1),
                 "loop_or_max_steps": sum(r.exit_status == "max_steps" for r in group),
+                # Routing: who answered how much, and whose candidate passed.
+                "tokens_by_target": _sum_counts(r.tokens_by_target for r in group),
+                "passed_by_target": _sum_counts({r.winner_route: 1} for r in passing if r.winner_route),
             })
     return rows
+
+
+def _sum_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for count in counts:
+        for key, value in count.items():
+            total[key] = total.get(key, 0) + value
+    return total
 
 
 def render(results: list[TaskResult], rows: list[dict[str, Any]]) -> str:
@@ -141,9 +191,31 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+ModelOpener = Callable[[str], Any]
+
+
+class ConfigModels:
+    """The in-process model of each configuration, opened when first needed and kept while the
+    configurations that follow use it; one at a time, so switching closes the last."""
+
+    def __init__(self, opener: ModelOpener, default: str) -> None:
+        self._opener = opener
+        self.default = default
+        self._name = ""
+        self._model: Any = None
+
+    def for_config(self, config: BenchConfig) -> Any:
+        name = config.model or self.default
+        if name != self._name:
+            self._model = None  # the last model's memory goes before the next one loads
+            self._model = self._opener(name)
+            self._name = name
+        return self._model
+
+
 def run_benchmark(
-    tasks: list[AgentTask], configs: list[str], model: Any, record: Path,
-    say: Callable[[str], None],
+    tasks: list[AgentTask], configs: list[str], models: ConfigModels, record: Path,
+    say: Callable[[str], None], threads: int | None = None,
 ) -> list[TaskResult]:
     done = {}
     if record.exists():
@@ -154,18 +226,33 @@ def run_benchmark(
     results: list[TaskResult] = []
     with tempfile.TemporaryDirectory(prefix="turnout-bench-agent-") as tmp:
         for config in configs:
-            for index, task in enumerate(tasks, 1):
-                if (config, task.name) in done:
-                    results.append(done[(config, task.name)])
-                    continue
-                say(f"bench agent: {config} {index}/{len(tasks)} {task.name} ...")
-                result = run_one(task, config, model, Path(tmp))
-                say(f"bench agent: {config} {task.name}: {'pass' if result.passed else 'FAIL'} "
-                    f"({result.exit_status}, {result.wall_seconds:.0f}s, {result.candidates} candidates)")
-                with record.open("a", encoding="utf-8") as out:
-                    out.write(result.model_dump_json() + "\n")
-                results.append(result)
-    return results
+            todo = [t for t in tasks if (config, t.name) not in done]
+            results += [done[(config, t.name)] for t in tasks if (config, t.name) in done]
+            if not todo:
+                continue
+            setup = CONFIGS[config]
+            with ExitStack() as stack:
+                policy_file = None
+                if setup.hard:
+                    say(f"bench agent: serving {setup.hard} with llama_cpp.server for {config} ...")
+                    base_url = stack.enter_context(served_model(
+                        resolve(setup.hard), threads=threads or os.cpu_count() or 1, alias="hard-model"
+                    ))
+                    policy_file = Path(tmp) / f"{config}-policy.toml"
+                    policy_file.write_text(routed_policy(base_url), encoding="utf-8")
+                say(f"bench agent: {config} on {setup.model or models.default}"
+                    + (f" (hard work: {setup.hard})" if setup.hard else "") + " ...")
+                model = models.for_config(setup)
+                for index, task in enumerate(todo, 1):
+                    say(f"bench agent: {config} {index}/{len(todo)} {task.name} ...")
+                    result = run_one(task, config, model, Path(tmp), policy_file)
+                    say(f"bench agent: {config} {task.name}: {'pass' if result.passed else 'FAIL'} "
+                        f"({result.exit_status}, {result.wall_seconds:.0f}s, {result.candidates} candidates)")
+                    with record.open("a", encoding="utf-8") as out:
+                        out.write(result.model_dump_json() + "\n")
+                    results.append(result)
+    order = {t.name: i for i, t in enumerate(tasks)}
+    return sorted(results, key=lambda r: (configs.index(r.config), order[r.task]))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -192,9 +279,12 @@ def run_cli(args: argparse.Namespace, say: Callable[[str], None]) -> int:
         raise UsageError(f"--tasks: {exc}") from None
     args.out.mkdir(parents=True, exist_ok=True)
     record = args.record or args.out / "record.jsonl"
-    say(f"bench agent: loading {args.model} ...")
-    model = open_local_model(args.model, threads=args.threads)
-    results = run_benchmark(tasks, configs, model, record, say)
+    # Two llama.cpp processes (the routed configuration's server and this one) must not spin
+    # on each other's cores between batches; read by OpenMP when the first model loads.
+    if any(CONFIGS[c].hard for c in configs):
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    models = ConfigModels(lambda name: open_local_model(name, threads=args.threads), args.model)
+    results = run_benchmark(tasks, configs, models, record, say, threads=args.threads)
     rows = summarise(results)
     (args.out / "results.json").write_text(
         json.dumps({"summary": rows, "results": [r.model_dump() for r in results]}, indent=2),

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,37 +26,12 @@ import time
 from pathlib import Path
 
 from turnout.bench.agent_tasks import load_tasks, prepare_workspace, verify
+from turnout.bench.serve import served_model
 from turnout.runtimes.local import models
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(model_path: Path, port: int, threads: int) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "8192", "--n_threads", str(threads),
-         "--model_alias", "local-model"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return server
-        except OSError:
-            if server.poll() is not None:
-                raise SystemExit("llama_cpp.server exited before it listened; run it by hand to see why")
-            time.sleep(1)
-    server.kill()
-    raise SystemExit("llama_cpp.server did not listen within 180 s")
-
-
-def run_aider(aider: Path, workspace: Path, task: str, port: int, timeout: float) -> tuple[int, float]:
-    env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_API_BASE": f"http://127.0.0.1:{port}/v1"}
+def run_aider(aider: Path, workspace: Path, task: str, base_url: str, timeout: float) -> tuple[int, float]:
+    env = {**os.environ, "OPENAI_API_KEY": "sk-local", "OPENAI_API_BASE": base_url}
     started = time.perf_counter()
     try:
         done = subprocess.run(
@@ -89,24 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     tasks = load_tasks(names=[t for t in args.tasks.split(",") if t] or None)
     args.record.parent.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    server = start_server(models.resolve(args.model), port, args.threads)
     results = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="turnout-aider-") as tmp:
-            for task in tasks:
-                workspace = prepare_workspace(task, Path(tmp) / task.name)
-                code, wall = run_aider(args.aider, workspace, task.task, port, args.timeout)
-                check = verify(task, workspace)
-                row = {"config": "aider", "task": task.name, "kind": task.kind, "passed": check.passed,
-                       "aider_exit": code, "wall_seconds": round(wall, 1), "verify_summary": check.summary}
-                print(f"aider {task.name}: {'pass' if check.passed else 'FAIL'} ({wall:.0f}s)", file=sys.stderr)
-                with args.record.open("a", encoding="utf-8") as out:
-                    out.write(json.dumps(row) + "\n")
-                results.append(row)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with (served_model(models.resolve(args.model), threads=args.threads) as base_url,
+          tempfile.TemporaryDirectory(prefix="turnout-aider-") as tmp):
+        for task in tasks:
+            workspace = prepare_workspace(task, Path(tmp) / task.name)
+            code, wall = run_aider(args.aider, workspace, task.task, base_url, args.timeout)
+            check = verify(task, workspace)
+            row = {"config": "aider", "task": task.name, "kind": task.kind, "passed": check.passed,
+                   "aider_exit": code, "wall_seconds": round(wall, 1), "verify_summary": check.summary}
+            print(f"aider {task.name}: {'pass' if check.passed else 'FAIL'} ({wall:.0f}s)", file=sys.stderr)
+            with args.record.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(row) + "\n")
+            results.append(row)
     passed = sum(r["passed"] for r in results)
     summary = {"config": "aider", "tasks": len(results), "passed": passed,
                "pass_rate": round(passed / len(results), 3) if results else 0.0}

@@ -1,7 +1,9 @@
 """Work classes: what kind of work a request is, so the policy can order its targets.
 
 - `repetitive`: continuing after a tool result (tool-call JSON, summarising output, patching or
-  rewriting code already in front of the model). A small local model does this well and fast.
+  rewriting code already in front of the model), or more sampled tries at a prompt (a request
+  for several completions, or one at a temperature with a seed: the agent's cheap extra
+  candidates, each checked by the tests). A small local model does this well and fast.
 - `hard`: planning a fix (the first turn of a task) or the same tests failing again after edits.
 - `escalation`: the agent's guards flagged invalid output or a loop (`ChatRequest.escalate`), or
   the model's last reply was rejected as an invalid call.
@@ -62,6 +64,11 @@ def classify(request: ChatRequest) -> WorkAssessment:
         return WorkAssessment(
             work_class="hard", reason=f"the tests still fail after {failures} attempts",
             estimated_tokens=tokens,
+        )
+    if request.n > 1 or (request.temperature > 0 and request.seed is not None):
+        return WorkAssessment(
+            work_class="repetitive", reason=f"sampled tries ({request.n} at temperature "
+            f"{request.temperature:g}), each checked by the tests", estimated_tokens=tokens,
         )
     if not any(m.role == "assistant" for m in messages):
         return WorkAssessment(

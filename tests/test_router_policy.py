@@ -91,6 +91,18 @@ def test_hard_work_goes_to_the_cloud_and_repetitive_work_stays_local() -> None:
     assert [len(m[n].requests) for n in ("local", "box", "cloud")] == [1, 0, 1]
 
 
+def test_sampled_tries_of_a_first_prompt_are_repetitive_work_and_its_greedy_try_is_hard() -> None:
+    m = models()
+    router = PolicyRouter(policy(), m)
+    greedy = ask("plan how to fix the failing test")
+    assert router.chat(greedy).route == "cloud"
+    sampled = greedy.model_copy(update={"n": 4, "temperature": 0.7, "seed": 101})
+    assert router.explain(sampled).work_class == "repetitive"
+    assert router.chat(sampled.model_copy(update={"n": 1, "seed": 102})).route == "local"
+    # A temperature alone, with no seed, is how a chat asks: not a try among several.
+    assert router.explain(greedy.model_copy(update={"temperature": 0.7})).work_class == "hard"
+
+
 def test_a_secret_keeps_even_hard_work_on_this_machine() -> None:
     m = models()
     router = PolicyRouter(policy(), m)

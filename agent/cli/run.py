@@ -14,6 +14,7 @@ from turnout.agent.cli.args import positive_int
 from turnout.agent.cli.output import progress, say
 from turnout.agent.loop import AgentConfig
 from turnout.agent.run import check_repo, check_resume, render, run_task
+from turnout.router.policy import load_policy
 from turnout.runtimes.local import models
 
 DONE = {"tests_passed", "done", "already_passing"}
@@ -58,6 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="which of the model's tool calls run without asking (default: the "
                      "policy's [approvals] mode, else auto-edit: reads, edits and the test command "
                      "run; any other command is asked on the terminal, refused without one)")
+    run.add_argument("--policy", type=Path, default=None, metavar="FILE",
+                     help="the policy file (targets, labels, which work goes where) instead of the "
+                     "repository's turnout.toml or [tool.turnout]")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     run.set_defaults(handler=execute)
 
@@ -66,6 +70,8 @@ def execute(args: argparse.Namespace) -> int:
     repo = check_repo(args.repo)  # before loading a 1 GB model, not after
     if args.resume:
         check_resume(repo, args.resume)
+    if args.policy is not None:
+        load_policy(repo, args.policy)  # a bad policy file is reported before the model loads
     say(f"turnout: loading {args.model} ...")
     model = compose.open_local_model(
         args.model, threads=args.threads, n_gpu_layers=args.n_gpu_layers, progress=progress
@@ -82,6 +88,7 @@ def execute(args: argparse.Namespace) -> int:
         approval_mode=args.approval_mode,
         asker=terminal_asker if sys.stdin.isatty() else None,
         progress=progress,
+        policy_file=args.policy,
     )
     print(json.dumps(report.model_dump(), indent=2) if args.json else render(report))
     return 0 if report.exit_status in DONE else 1
