@@ -151,12 +151,14 @@ def build_graph(
     def trace_failure(output: str) -> tuple[str, str]:
         """The first failing test and what the code under test did while it ran ("" when the
         test command is not pytest, or the trace shows nothing)."""
-        for test in failing_test_ids(output)[:1]:
-            result = host.call_tool("trace_test", {"test": test})
-            if not result.is_error and result.content.strip():
-                return test, result.content
-            emit("trace_failed", test=test, reason=result.content[:300])
-        return "", ""
+        failing = failing_test_ids(output)
+        if not failing:
+            return "", ""
+        result = host.call_tool("trace_test", {"test": failing[0]})
+        if result.is_error or not result.content.strip():
+            emit("trace_failed", test=failing[0], reason=result.content[:300])
+            return "", ""
+        return failing[0], result.content
 
     def prepare(state: RunState) -> RunState:
         before = run_tests()

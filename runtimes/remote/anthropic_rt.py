@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import anthropic
 from pydantic import BaseModel, Field
 from turnout.runtimes.base import ChatRequest, ChatResponse, Message, ToolSpec, Usage
 from turnout.runtimes.remote.retry import (
-    CircuitBreaker,
     PermanentError,
     Pricing,
     RetryPolicy,
-    RunBudget,
     TransientError,
 )
 from turnout.runtimes.remote.wire import (
@@ -63,27 +60,11 @@ class AnthropicChatModel(WireModel):
 
     config: AnthropicConfig
 
-    def __init__(
-        self,
-        config: AnthropicConfig,
-        *,
-        api_key: str,
-        name: str | None = None,
-        breaker: CircuitBreaker | None = None,
-        budget: RunBudget | None = None,
-        logger: Any | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__(
-            config,
-            name=name or f"anthropic:{config.model}",
-            breaker=breaker,
-            budget=budget,
-            logger=logger,
-            sleep=sleep,
-        )
-        self._client = anthropic.Anthropic(
-            **self.client_options(config, api_key),
+    runtime = "anthropic"
+
+    def make_client(self, api_key: str) -> anthropic.Anthropic:
+        return anthropic.Anthropic(
+            **self.client_options(self.config, api_key),
             open_telemetry=False,  # spans may carry content; the audit log is the record
         )
 

@@ -15,15 +15,12 @@ the call as JSON in a fence.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field
 from turnout.runtimes.base import ChatRequest, ChatResponse
 from turnout.runtimes.errors import UpstreamFailure
 from turnout.runtimes.remote.openai_rt import OpenAIChatModel, OpenAIConfig
-from turnout.runtimes.remote.retry import CircuitBreaker, RunBudget
 from turnout.runtimes.remote.wire import AssembledReply
 from turnout.runtimes.textprotocol.parse import parse_tool_calls
 from turnout.runtimes.textprotocol.render import to_text_protocol
@@ -48,27 +45,11 @@ class OpenAICompatModel(OpenAIChatModel):
 
     config: OpenAICompatConfig
 
-    def __init__(
-        self,
-        config: OpenAICompatConfig,
-        *,
-        api_key: str | None = None,
-        name: str | None = None,
-        breaker: CircuitBreaker | None = None,
-        budget: RunBudget | None = None,
-        logger: Any | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    runtime = "openai_compat"
+
+    def __init__(self, config: OpenAICompatConfig, *, api_key: str | None = None, **options: Any) -> None:
         # Local servers ignore the key, but the SDK insists on one; this is not a secret.
-        super().__init__(
-            config,
-            api_key=api_key or "no-key",
-            name=name or f"openai_compat:{config.model}",
-            breaker=breaker,
-            budget=budget,
-            logger=logger,
-            sleep=sleep,
-        )
+        super().__init__(config, api_key=api_key or "no-key", **options)
         self._native_tools = config.tool_protocol != "text"
 
     @property

@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any, Literal
 
 import openai
 from pydantic import BaseModel, Field
 from turnout.runtimes.base import ChatRequest, ChatResponse, Message, ToolSpec, Usage
 from turnout.runtimes.remote.retry import (
-    CircuitBreaker,
     PermanentError,
     Pricing,
     RetryPolicy,
-    RunBudget,
     TransientError,
 )
 from turnout.runtimes.remote.wire import (
@@ -64,26 +61,10 @@ class OpenAIChatModel(WireModel):
 
     config: OpenAIConfig
 
-    def __init__(
-        self,
-        config: OpenAIConfig,
-        *,
-        api_key: str,
-        name: str | None = None,
-        breaker: CircuitBreaker | None = None,
-        budget: RunBudget | None = None,
-        logger: Any | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        super().__init__(
-            config,
-            name=name or f"openai:{config.model}",
-            breaker=breaker,
-            budget=budget,
-            logger=logger,
-            sleep=sleep,
-        )
-        self._client = openai.OpenAI(**self.client_options(config, api_key))
+    runtime = "openai"
+
+    def make_client(self, api_key: str) -> openai.OpenAI:
+        return openai.OpenAI(**self.client_options(self.config, api_key))
 
     @property
     def client(self) -> openai.OpenAI:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import httpx2
 from turnout.runtimes.base import (
@@ -58,21 +58,26 @@ class WireConfig(Protocol):
 
 
 class WireModel:
-    """The common part of a networked `ChatModel`: its name, its config and its `RetryLayer`,
-    the only retry layer (the SDK client is made with `client_options`: its retries off)."""
+    """The common part of a networked `ChatModel`: its name, its config, its SDK client and its
+    `RetryLayer`, the only retry layer (the client is made with `client_options`: its retries
+    off). A runtime says only what differs: `runtime`, the prefix of its default name, and
+    `make_client`."""
+
+    runtime: ClassVar[str]
 
     def __init__(
         self,
         config: WireConfig,
         *,
-        name: str,
+        api_key: str,
+        name: str | None = None,
         breaker: CircuitBreaker | None = None,
         budget: RunBudget | None = None,
         logger: Any | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
-        self.name = name
+        self.name = name or f"{self.runtime}:{config.model}"
         self.retry_layer = RetryLayer(
             self.name,
             config.retry,
@@ -82,6 +87,11 @@ class WireModel:
             logger=logger,
             sleep=sleep,
         )
+        self._client = self.make_client(api_key)
+
+    def make_client(self, api_key: str) -> Any:
+        """The SDK client this runtime sends through."""
+        raise NotImplementedError
 
     @staticmethod
     def client_options(config: WireConfig, api_key: str) -> dict[str, Any]:
