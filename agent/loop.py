@@ -18,6 +18,7 @@ and never lands an edit twice.
 
 from __future__ import annotations
 
+import ast
 import re
 import time
 from collections.abc import Callable
@@ -29,8 +30,15 @@ from pydantic import BaseModel, Field
 from turnout.agent import prompts
 from turnout.agent.edits import Edit, parse_reply, render_edits
 from turnout.agent.localize import localize, repo_map
-from turnout.agent.testrun import TestOutcome, failing_test_ids, is_test_file, parse_test_result
-from turnout.agent.workspace import Scratch, Trial, land, read_text_or_none
+from turnout.agent.mutants import Mutant, mutants_of, string_lines, suspicious_lines, traced_lines
+from turnout.agent.testrun import (
+    TestOutcome,
+    failing_files,
+    failing_test_ids,
+    is_test_file,
+    parse_test_result,
+)
+from turnout.agent.workspace import Scratch, Trial, land, read_text_or_none, syntax_error
 from turnout.runtimes.base import ChatModel, ChatRequest, ChatResponse, Message, ToolHost
 
 Mode = Literal["repair", "task"]
@@ -60,11 +68,28 @@ class AgentConfig(BaseModel):
         description="one-place fixes asked for in an alternatives round, each tried on its own "
         "(0: no such rounds)",
     )
+    spec_tests: bool = Field(
+        default=True,
+        description="in a task run (no failing test), first write tests from the task's own "
+        "words and verify every candidate against them as well as the repository's tests",
+    )
+    spec_max_tokens: int = Field(default=700, ge=64, description="most tokens of those tests")
+    spec_tries: int = Field(default=2, ge=1, description="replies asked for those tests, at most")
+    spec_example_chars: int = Field(
+        default=2500, ge=0, description="an existing test file up to this size is shown whole as "
+        "the example to follow (fixtures and all); a longer one by its imports"
+    )
     trace: bool = Field(
         default=True,
         description="show the model what the code did while the first failing test ran (its "
         "calls, the values each line assigned, its returns): the assertion says what came out, "
         "the trace how",
+    )
+    mutants: int = Field(
+        default=60, ge=0,
+        description="one-token variations of the lines the failing test ran (a comparison, an "
+        "off-by-one, a constant), tried after the greedy reply fails, before any sampling "
+        "(0: none)",
     )
     sample_temperature: float = Field(default=0.7, gt=0, le=2, description="for sampled candidates")
     max_candidates: int = Field(default=40, ge=1, description="candidates tried in the whole run")
@@ -86,19 +111,26 @@ class Candidate(BaseModel):
     reply: str
     edits: list[Edit]
     base: int = -1  # the candidate this one was written on top of (a reflection), -1 = the repo
-    route: str = ""  # the target that wrote it
+    route: str = ""  # the target that wrote it ("mutation": a variation tried without a model)
     status: Literal["pending", "passed", "failed", "duplicate", "unreadable"] = "pending"
     files: dict[str, str] = {}
     failures: int = 10_000
     summary: str = ""
     feedback: str = ""  # what the tests (or the edit server) said, for a reflection round
     seconds: float = 0.0
+    # The repository's own tests pass; only the checks written from the task fail (or the
+    # candidate passed). A task run that finds no full pass lands the best such candidate.
+    green: bool = False
 
 
 class RunState(TypedDict, total=False):
     mode: Mode
     messages: list[dict[str, Any]]  # system prompt and first prompt, shared by every round
     shown: dict[str, str]  # files shown to the model, with their text
+    spec: dict[str, str]  # tests written from the task (task runs), laid on every candidate's copy
+    test_files: list[str]  # the repository's tests about the code shown
+    traced: str  # the failing test that was traced ("" when none was)
+    trace: str  # what the code under test did while it ran
     forms: dict[str, str]  # file -> "whole" | "replace": how the model is asked to edit it
     round: int
     candidates: list[dict[str, Any]]
@@ -175,31 +207,83 @@ def build_graph(
             return update
         mode: Mode = "task" if green else "repair"
         found = localize(repo, "" if green else before.output, task)
-        shown, forms = choose_shown(repo, found.files, config)
-        emit("localized", mode=mode, files=list(shown), forms=forms,
-             reasons={rel: found.reasons.get(rel, "") for rel in shown})
         traced, trace = trace_failure(before.output) if mode == "repair" and config.trace else ("", "")
         if trace:
             emit("traced", test=traced, lines=trace.count("\n") + 1)
+        shown, forms = choose_shown(repo, found.files, config, traced_lines(trace))
+        emit("localized", mode=mode, files=list(shown), forms=forms,
+             reasons={rel: found.reasons.get(rel, "") for rel in shown})
         context = prompts.context_prompt(
             task, before, mode, shown, repo_map(repo, exclude=list(shown), max_chars=config.map_chars),
             trace=(traced, trace),
         )
         system = prompts.SYSTEM_REPAIR if mode == "repair" else prompts.SYSTEM_TASK
         update.update(
-            mode=mode, shown=shown, forms=forms,
+            mode=mode, shown=shown, forms=forms, spec={}, test_files=found.test_files,
+            traced=traced, trace=trace,
             messages=[Message(role="system", content=system).model_dump(),
                       Message(role="user", content=context).model_dump()],
         )
+        return update
+
+    def specify(state: RunState) -> RunState:
+        """A task run has no failing test to tell a right change from a wrong one, so first
+        the task's own words become tests: each example and rule it states, as a pytest file
+        laid on every candidate's copy (never on the user's tree)."""
+        path = spec_path(repo, state.get("test_files") or [])
+        example = read_text_or_none(repo / state["test_files"][0]) if state.get("test_files") else None
+        if example is not None and len(example) > config.spec_example_chars:
+            example = prompts.import_lines(example)  # a long test file: its imports and set-up
+        system, context = (Message.model_validate(m) for m in state["messages"])
+        request = ChatRequest(
+            messages=[Message(role="system", content=prompts.SYSTEM_SPEC),
+                      Message(role="user", content=f"{context.content}\n\n"
+                              f"{prompts.spec_form(path, (example or '').strip())}")],
+            max_tokens=config.spec_max_tokens, temperature=0.0,
+            drafter=config.drafter,
+        )
+        update: RunState = {"step": state["step"]}
+        # Greedy first; tests that cannot judge a change (they already pass, or do not set up)
+        # are worth one sampled try more, since a wrong verdict costs every later round.
+        for attempt in range(config.spec_tries):
+            if attempt:
+                request = request.model_copy(update={"temperature": config.sample_temperature,
+                                                     "seed": config.seed + attempt, "drafter": None})
+            started = clock()
+            replies, calls = sample(model, request)
+            reply = replies[0]
+            update["step"] += calls
+            update.update(accumulate({**state, **update}, replies))  # type: ignore[typeddict-item]
+            text = prompts.spec_code(reply.raw_text or reply.text)
+            problem = spec_problem(path, text) or spec_verdict(scratch.run_with({path: text}))
+            emit("spec", path=path, attempt=attempt, tests=text.count("def test_"), problem=problem,
+                 seconds=round(clock() - started, 2), completion_tokens=reply.usage.completion_tokens)
+            if not problem:
+                update["spec"] = {path: text}
+                update["messages"] = [system.model_dump(), Message(
+                    role="user", content=f"{context.content}\n\n{prompts.spec_section(path, text)}").model_dump()]
+                return update
         return update
 
     def propose(state: RunState) -> RunState:
         candidates = [Candidate.model_validate(c) for c in state["candidates"]]
         rnd = state["round"]
         plan = round_plan(rnd, config, state["mode"])
-        room = min(config.max_steps - state["step"], config.max_candidates - len(candidates))
+        # Variations cost no model call and have their own bound (`mutants`).
+        written = sum(1 for c in candidates if c.route != "mutation")
+        room = min(config.max_steps - state["step"], config.max_candidates - written)
+        if plan is not None and plan.kind == "mutants":
+            room = config.mutants
         if plan is None or room <= 0:
+            fallback = best_green(candidates)
+            if fallback is not None:
+                # No try passed the task's own checks, which the model wrote and may have got
+                # wrong: the one closest to them that keeps the repository's tests green lands.
+                return {"winner": fallback.id, "originals": originals_of(fallback)}
             return {"exit_status": give_up_status(candidates)}
+        if plan.kind == "mutants":
+            found = mutant_candidates(state, rnd, len(candidates), config.mutants)
+            return {"round": rnd + 1, "candidates": [c.model_dump() for c in candidates + found]}
         n, temperature = min(plan.n, room), plan.temperature
         base = best(candidates) if plan.kind == "reflect" else None
         if plan.kind == "reflect" and base is None:
@@ -219,9 +303,11 @@ def build_graph(
         update: RunState = {"round": rnd + 1, "step": state["step"] + calls}
         totals = accumulate(state, replies)
         update.update(totals)  # type: ignore[typeddict-item]
+        # A whole definition written for an excerpted file merges into the file as it is.
+        real_files = {rel: read_text_or_none(repo / rel) or text for rel, text in state["shown"].items()}
         for offset, reply in enumerate(replies):
             text = reply.raw_text or reply.text
-            parsed = parse_reply(text, state["shown"])
+            parsed = parse_reply(text, real_files)
             # Never a test (the specification), never the answer form's own example.
             edits = [e for e in parsed.edits if not is_test_file(e.path)
                      and not (e.path == prompts.EXAMPLE_PATH and not (repo / e.path).exists())]
@@ -249,23 +335,54 @@ def build_graph(
         update["candidates"] = [c.model_dump() for c in candidates]
         return update
 
+    def mutant_candidates(state: RunState, rnd: int, first_id: int, limit: int) -> list[Candidate]:
+        """Variations of the lines the traced test ran, in the files the run may change, that
+        pass the traced test alone (screened in one batch): only those are run on the suite."""
+        found: list[Mutant] = []
+        trace = state.get("trace") or ""
+        strings = string_lines(trace)
+        for rel, ran in traced_lines(trace).items():
+            # The file as it is (what was shown may be an excerpt), if the run may change it.
+            source = read_text_or_none(repo / rel) if rel in state["shown"] or (repo / rel).is_file() else None
+            if source is None or is_test_file(rel) or len(found) >= limit:
+                continue
+            lines = suspicious_lines(source, ran)
+            found += mutants_of(rel, source, lines, limit - len(found), strings.get(rel, set()))
+        if not found:
+            emit("mutants", round=rnd, count=0, passed_test=0)
+            return []
+        started = clock()
+        passing = scratch.screen(state["traced"], [(m.path, m.text) for m in found])
+        emit("mutants", round=rnd, count=len(found), passed_test=len(passing or []),
+             screened=passing is not None, seconds=round(clock() - started, 2))
+        return [
+            Candidate(id=first_id + n, round=rnd, temperature=0.0, seed=None, reply=mutant.description,
+                      route="mutation", edits=[Edit(path=mutant.path, kind="whole", content=mutant.text)])
+            for n, mutant in enumerate(found[i] for i in (passing or []))
+        ]
+
     def verify(state: RunState) -> RunState:
         candidates = [Candidate.model_validate(c) for c in state["candidates"]]
         candidate = next(c for c in candidates if c.status == "pending")
         base_files = candidates[candidate.base].files if candidate.base >= 0 else {}
+        spec = state.get("spec") or {}
         started = clock()
-        trial = scratch.try_edits(base_files, candidate.edits)
-        judge(candidate, trial, state["mode"], candidates, state["tests_before"])
+        trial = scratch.try_edits(base_files, candidate.edits, extra=spec)
+        green = spec_green(trial, spec, lambda: scratch.try_edits(base_files, candidate.edits))
+        judge(candidate, trial, state["mode"], candidates, state["tests_before"], green=green)
         emit("candidate", id=candidate.id, round=candidate.round, seed=candidate.seed,
              status=candidate.status, failures=candidate.failures, summary=candidate.summary,
              files=sorted(candidate.files), test_seconds=round(clock() - started, 2))
         update: RunState = {"candidates": [c.model_dump() for c in candidates]}
         if candidate.status == "passed":
             update["winner"] = candidate.id
-            # Checkpointed before anything is written: a crash while landing resumes knowing
-            # what the files held, so the report's diff stays whole.
-            update["originals"] = {rel: read_text_or_none(repo / rel) for rel in candidate.files}
+            update["originals"] = originals_of(candidate)
         return update
+
+    def originals_of(candidate: Candidate) -> dict[str, str | None]:
+        # Checkpointed before anything is written: a crash while landing resumes knowing what
+        # the files held, so the report's diff stays whole.
+        return {rel: read_text_or_none(repo / rel) for rel in candidate.files}
 
     def land_winner(state: RunState) -> RunState:
         winner = Candidate.model_validate(state["candidates"][state["winner"]])
@@ -278,6 +395,13 @@ def build_graph(
         emit("tests_after", exit_code=after.exit_code, summary=after.summary)
         ok = tests_ok(after)
         summary = parse_reply(winner.reply, state["shown"]).prose
+        if winner.route == "mutation":
+            summary = ("Found without the model, by trying one-token variations of the lines the "
+                       f"failing test ran: {winner.reply}")
+        if winner.status != "passed":
+            summary = (f"{summary}\n\n" if summary else "") + (
+                f"(Of the checks written from the task, {winner.summary}; the repository's own "
+                "tests pass.)")
         status = ("tests_passed" if state["mode"] == "repair" else "done") if ok else "error"
         return {
             "tests_after": after.model_dump(), "first_edit_seconds": round(clock(), 2),
@@ -288,8 +412,15 @@ def build_graph(
     def after_propose(state: RunState) -> str:
         if state.get("exit_status"):
             return END
+        if state.get("winner", -1) >= 0:
+            return "land"
         pending = any(c["status"] == "pending" for c in state["candidates"])
         return "verify" if pending else "propose"
+
+    def after_prepare(state: RunState) -> str:
+        if state.get("exit_status"):
+            return END
+        return "specify" if state["mode"] == "task" and config.spec_tests else "propose"
 
     def after_verify(state: RunState) -> str:
         if state.get("winner", -1) >= 0:
@@ -299,11 +430,13 @@ def build_graph(
 
     graph = StateGraph(RunState)
     graph.add_node("prepare", prepare)
+    graph.add_node("specify", specify)
     graph.add_node("propose", propose)
     graph.add_node("verify", verify)
     graph.add_node("land", land_winner)
     graph.add_edge(START, "prepare")
-    graph.add_conditional_edges("prepare", lambda s: END if s.get("exit_status") else "propose")
+    graph.add_conditional_edges("prepare", after_prepare)
+    graph.add_edge("specify", "propose")
     graph.add_conditional_edges("propose", after_propose)
     graph.add_conditional_edges("verify", after_verify)
     graph.add_edge("land", END)
@@ -313,7 +446,8 @@ def build_graph(
 class Round(BaseModel):
     # fresh: answer from the first prompt; alternatives: several one-place fixes, each tried on
     # its own; reflect: on top of the best try so far, shown what it still fails
-    kind: Literal["fresh", "alternatives", "reflect"]
+    # mutants: one-token variations of the traced lines, tried without the model
+    kind: Literal["fresh", "alternatives", "reflect", "mutants"]
     n: int
     temperature: float
 
@@ -327,6 +461,8 @@ def round_plan(rnd: int, config: AgentConfig, mode: str = "repair") -> Round | N
     sampled = {"n": config.samples, "temperature": config.sample_temperature}
     alternatives = config.alternatives > 0 and mode == "repair"
     rounds = [Round(kind="fresh", **greedy)]
+    if config.mutants and mode == "repair":
+        rounds.append(Round(kind="mutants", n=0, temperature=0.0))
     if alternatives:
         rounds.append(Round(kind="alternatives", **greedy))
     if config.samples:
@@ -393,22 +529,26 @@ def accumulate(state: RunState, replies: list[ChatResponse]) -> dict[str, Any]:
 
 
 def judge(
-    candidate: Candidate, trial: Trial, mode: str, earlier: list[Candidate], before: dict[str, Any]
+    candidate: Candidate, trial: Trial, mode: str, earlier: list[Candidate], before: dict[str, Any],
+    green: bool = False,
 ) -> None:
     """Fill in what the trial says about the candidate; a repeat of an earlier try is marked so
-    and costs nothing more."""
+    and costs nothing more. `green`: the repository's own tests pass, though the task's do not."""
     candidate.files = trial.files
     same = next((c for c in earlier if c.id != candidate.id and c.files == trial.files
                  and c.status in {"passed", "failed"}), None)
     if trial.files and same is not None:
         candidate.status, candidate.failures = "duplicate", same.failures
         candidate.summary, candidate.feedback = f"same change as candidate {same.id}", same.feedback
+        candidate.green = same.green
         return
+    candidate.green = green and bool(trial.files)
     tests_before = TestOutcome.model_validate(before)
     ok = trial.tests is not None and not trial.syntax_errors and tests_ok(trial.tests, tests_before)
     candidate.failures = 0 if ok else trial.failures
     if ok and trial.files:
         candidate.status, candidate.summary = "passed", trial.tests.summary if trial.tests else ""
+        candidate.green = True
         return
     candidate.status = "failed"
     if trial.syntax_errors:
@@ -432,30 +572,133 @@ def tests_ok(outcome: TestOutcome, before: TestOutcome | None = None) -> bool:
 
 
 def best(candidates: list[Candidate]) -> Candidate | None:
-    """The try closest to passing: fewest failures, earliest first (greedy before sampled)."""
+    """The try closest to passing: the repository's tests green first, then fewest failures,
+    earliest first (greedy before sampled)."""
     tried = [c for c in candidates if c.status in {"failed", "duplicate"} and c.files]
-    return min(tried, key=lambda c: (c.failures, c.id)) if tried else None
+    return min(tried, key=lambda c: (not c.green, c.failures, c.id)) if tried else None
+
+
+def best_green(candidates: list[Candidate]) -> Candidate | None:
+    """Of the tries that keep the repository's tests green, the one closest to the task's own."""
+    green = [c for c in candidates if c.green and c.status == "failed"]
+    return min(green, key=lambda c: (c.failures, c.id)) if green else None
+
+
+def spec_green(trial: Trial, spec: dict[str, str], without_spec: Callable[[], Trial]) -> bool:
+    """Whether a trial that fails fails only the task's own tests, the repository's passing.
+    When those tests stopped pytest at collection (their import of a name the candidate did
+    not add, say), nothing else ran: the candidate is tried once more without them."""
+    if not spec or trial.tests is None or trial.syntax_errors or trial.tests.passed:
+        return False
+    failing = failing_files(trial.tests.output)
+    if not failing or not set(failing) <= set(spec):
+        return False
+    if re.search(r"\d+ passed", trial.tests.summary):
+        return True
+    plain = without_spec()
+    return plain.tests is not None and plain.tests.passed and not plain.syntax_errors
+
+
+def spec_verdict(before: TestOutcome) -> str:
+    """Why tests written from the task, run on the code as it is, cannot judge a change ("" when
+    they can): they already pass (they check nothing the task adds), or they fail to set up
+    (a fixture that does not exist), which no change to the code can mend."""
+    if before.passed:
+        return "the tests pass before any change, so they check nothing the task adds"
+    setup = re.search(r"fixture '[^']+' not found", before.output) or re.search(
+        r"ERROR at setup of \S+", before.output)
+    return f"the tests cannot run: {setup.group(0)}" if setup else ""
+
+
+def spec_path(repo: Path, test_files: list[str]) -> str:
+    """Where the task's tests go: beside the repository's tests about the same code (so their
+    conftest.py and import paths apply), else in tests/, else at the top."""
+    folder = test_files[0].rpartition("/")[0] if test_files else ("tests" if (repo / "tests").is_dir() else "")
+    return f"{folder}/{SPEC_FILE}" if folder else SPEC_FILE
+
+
+SPEC_FILE = "test_turnout_task.py"
+
+
+def spec_problem(path: str, text: str) -> str:
+    """Why a reply cannot serve as the task's tests ("" when it can)."""
+    if "def test" not in text:
+        return "the reply held no test function"
+    return syntax_error(path, text)
 
 
 def give_up_status(candidates: list[Candidate]) -> str:
     return "no_candidate_passed" if candidates else "max_steps"
 
 
-def choose_shown(repo: Path, files: list[str], config: AgentConfig) -> tuple[dict[str, str], dict[str, str]]:
+def choose_shown(
+    repo: Path, files: list[str], config: AgentConfig, ran: dict[str, list[int]] | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
     """The localized files that fit the budget, most relevant first, and how each is edited.
-    A file too large to show is left to the map: better a clear view of the likely code than a
-    truncated view of everything."""
+    A file too large to show whole is shown as an excerpt of what the failing test ran in it
+    (edited by SEARCH/REPLACE), or else left to the map: better a clear view of the likely code
+    than a truncated view of everything."""
     shown: dict[str, str] = {}
     forms: dict[str, str] = {}
     budget = config.context_chars
     for rel in files:
         text = read_text_or_none(repo / rel)
+        if text is not None and len(text) > budget and (ran or {}).get(rel):
+            part = excerpt(text, ran[rel])  # type: ignore[index]
+            if len(part) <= budget:
+                budget -= len(part)
+                shown[rel], forms[rel] = part, "replace"
+            continue
         if text is None or len(text) > budget:
             continue
         budget -= len(text)
         shown[rel] = text
         forms[rel] = "whole" if len(text) <= config.whole_file_chars else "replace"
     return shown, forms
+
+
+def excerpt(source: str, lines: list[int], small: int = 8) -> str:
+    """The file with every top-level function or class that holds none of `lines` (and is
+    longer than `small` lines: short helpers show the module's own conventions) replaced by a
+    line naming it. What is shown is exactly as it is in the file, so SEARCH blocks copy it."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    text = source.splitlines()
+    wanted = set(lines)
+    hidden: dict[int, str] = {}  # first line of a hidden definition -> its name
+    hidden_lines: set[int] = set()
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+        last = node.end_lineno or node.lineno
+        if wanted & set(range(first, last + 1)) or last - first + 1 <= small:
+            continue
+        hidden[first] = node.name
+        hidden_lines.update(range(first, last + 1))
+    # Blank lines between two hidden definitions go too: one marker names a run of them.
+    for number, line in enumerate(text, 1):
+        if not line.strip() and number not in hidden_lines:
+            before = next((n for n in range(number - 1, 0, -1) if text[n - 1].strip()), 0)
+            after = next((n for n in range(number + 1, len(text) + 1) if text[n - 1].strip()), 0)
+            if before in hidden_lines and after in hidden_lines:
+                hidden_lines.add(number)
+    out: list[str] = []
+    names: list[str] = []
+    for number, line in enumerate(text, 1):
+        if number in hidden:
+            names.append(hidden[number])
+        if number in hidden_lines:
+            continue
+        if names:
+            out.append(f"# ... not shown: {', '.join(names)}")
+            names = []
+        out.append(line)
+    if names:
+        out.append(f"# ... not shown: {', '.join(names)}")
+    return "\n".join(out) + "\n"
 
 
 def reply_budget(shown: dict[str, str], forms: dict[str, str], config: AgentConfig) -> int:

@@ -6,6 +6,7 @@ reflection round, and the invalid-call marker of chat), so they are constants, n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from turnout.agent.testrun import TestOutcome
@@ -23,6 +24,53 @@ SYSTEM_TASK = (
     "repository, keeping the existing tests passing. Keep the change as small as the task; do "
     "not rename, reformat or reorganise anything else."
 )
+
+SYSTEM_SPEC = (
+    "You are turnout, a careful coding agent. Before a task is done, you write the tests that "
+    "show it is done: pytest tests of exactly what the task states, each example it gives and "
+    "each rule it names, and nothing it does not state."
+)
+
+SPEC_FORM = """\
+Do not change any code yet. First write the tests for this task, as the file {path}: one short \
+test per example or rule the task states, with plain asserts of the exact values it gives. Test \
+what the task adds or changes, not what the code does already: each test must fail on the code \
+as it is now. {imports_note}Write only that file, in one ```python block."""
+
+
+def spec_form(path: str, imports: str) -> str:
+    """Ask for the task's tests as one file, importing and setting up the code as the
+    repository's tests do (`imports`: an existing test file, or its head)."""
+    note = (f"Import and set up the code as the existing tests do:\n```python\n{imports}\n```\n"
+            if imports else "")
+    return SPEC_FORM.format(path=path, imports_note=note)
+
+
+def import_lines(test_source: str) -> str:
+    """The head of a test file, up to its first test or fixture: the imports and path set-up a
+    new test file beside it needs."""
+    head: list[str] = []
+    for line in test_source.splitlines():
+        if line.startswith(("def ", "class ", "@", "async def ")):
+            break
+        head.append(line)
+    return "\n".join(head).strip()
+
+
+_PYTHON_BLOCK = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
+
+
+def spec_code(reply: str) -> str:
+    """The test file in a reply: its first fenced block (an unclosed one runs to the end)."""
+    match = _PYTHON_BLOCK.search(reply)
+    return (match.group(1) if match else reply).strip() + "\n"
+
+
+def spec_section(path: str, text: str) -> str:
+    """The task's tests, as every later round of the run sees them."""
+    return (f"Tests written from the task ({path}); every change is run against them and the "
+            f"repository's own tests:\n```python\n{text.rstrip()}\n```")
+
 
 WHOLE_FORM = """\
 Write each function or class you change, complete, in a fenced code block after its file's \

@@ -60,12 +60,32 @@ def files_named_in(output: str, repo: Path) -> list[str]:
     return sorted(seen, key=lambda p: (is_test_file(p), seen.index(p)))
 
 
+TEST_FOLDERS = frozenset({"tests", "test", "testing"})
+
+
 def is_test_file(rel: str) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    return name.startswith("test_") or name.endswith("_test.py") or "/tests/" in f"/{rel}"
+    """Whether a repository-relative path belongs to the tests: a file named as pytest finds
+    tests (`test_*`, `*_test.py`), a `conftest.py`, or anything in a folder named tests, test
+    or testing. The tests are the specification: the agent never edits them and shows them after
+    the code under test. `tools/trace_runner.py` holds the same definition (it runs in the
+    project's own Python, where turnout cannot be imported); tests/test_test_files.py checks
+    that the two agree."""
+    parts = rel.split("/")
+    name = parts[-1]
+    return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
+            or any(part in TEST_FOLDERS for part in parts[:-1]))
 
 
 _FAILED_TEST = re.compile(r"(?m)^FAILED\s+(\S+?\.py::\S+?)(?:\s+-\s|\s*$)")
+
+
+_FAILING_FILE = re.compile(r"(?m)^(?:FAILED|ERROR)\s+(\S+?\.py)(?:::|\s|$)")
+
+
+def failing_files(output: str) -> list[str]:
+    """The test files with a failed test or an error, from pytest's short summary
+    (`FAILED path::name`, `ERROR path - ImportError ...`)."""
+    return list(dict.fromkeys(_FAILING_FILE.findall(output)))
 
 
 def failing_test_ids(output: str) -> list[str]:

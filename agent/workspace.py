@@ -9,8 +9,11 @@ none (`land`). A run that finds no winner leaves the user's tree exactly as it w
 from __future__ import annotations
 
 import ast
+import json
 import re
+import shlex
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +26,8 @@ from turnout.agent.host import McpHost, own_server
 from turnout.agent.testrun import TestOutcome, parse_test_result
 from turnout.runtimes.base import ToolHost
 from turnout.tools._common import unified_diff
+
+VARIANT_RUNNER = Path(__file__).resolve().parent.parent / "tools" / "variant_runner.py"
 
 # Not copied: version control, caches, environments and turnout's own state. A test suite never
 # needs them, and a virtualenv alone can be gigabytes.
@@ -130,16 +135,19 @@ class Scratch:
             host = wrapper(host)
         self._host = host
 
-    def run_tests(self) -> TestOutcome:
-        result = self.host.call_tool("run_tests", {})
+    def run_tests(self, command: str = "") -> TestOutcome:
+        result = self.host.call_tool("run_tests", {"command": command} if command else {})
         if result.is_error:
             return TestOutcome(exit_code=-1, summary="the test tool failed", output=result.content)
         return parse_test_result(result.content)
 
-    def try_edits(self, base: dict[str, str], edits: list[Edit]) -> Trial:
+    def try_edits(self, base: dict[str, str], edits: list[Edit], extra: dict[str, str] | None = None) -> Trial:
         """Reset the copy, lay `base` (an earlier candidate's files) and then `edits` on it,
-        and test the result."""
+        and test the result. `extra` files (tests the run wrote) are laid first and are never
+        part of the candidate's change."""
         self.reset()
+        for rel, text in (extra or {}).items():
+            self._write(rel, text)
         for rel, text in base.items():
             self._write(rel, text)
         errors: list[str] = []
@@ -153,13 +161,38 @@ class Scratch:
                 )
             if result.is_error:
                 errors.append(f"{edit.path}: {result.content}")
-        files = self.changed_files()
+        files = {rel: text for rel, text in self.changed_files().items() if rel not in (extra or {})}
         syntax = [problem for rel, text in files.items() if (problem := syntax_error(rel, text))]
         if not files:
             return Trial(files={}, edit_errors=errors or ["the reply changed no file"],
                          syntax_errors=[], tests=None)
         tests = None if syntax else self.run_tests()
         return Trial(files=files, edit_errors=errors, syntax_errors=syntax, tests=tests)
+
+    def run_with(self, extra: dict[str, str]) -> TestOutcome:
+        """The tests on the copy as the repository is, with `extra` files laid on it."""
+        self.reset()
+        for rel, text in extra.items():
+            self._write(rel, text)
+        return self.run_tests()
+
+    def screen(self, test: str, variants: list[tuple[str, str]], timeout_seconds: int = 10) -> list[int] | None:
+        """The indexes of the `variants` (path, whole file text) under which the pytest test
+        `test` passes, all tried in one call of the tests server (`tools/variant_runner.py`:
+        a fork per variant, not a Python start); None when the screen itself could not run."""
+        self.reset()
+        assert self._tmp is not None or self.root  # the copy exists from here on
+        spec = self.root.parent / "variants.json"  # beside the copy, never inside it
+        spec.write_text(json.dumps({"test": test, "timeout_seconds": timeout_seconds,
+                                    "variants": [{"path": p, "text": t} for p, t in variants]}),
+                        encoding="utf-8")
+        command = " ".join(shlex.quote(a) for a in (sys.executable, str(VARIANT_RUNNER), str(spec)))
+        budget = min(3600, 30 + len(variants) * (timeout_seconds + 1))
+        result = self.host.call_tool("run_tests", {"command": command, "timeout_seconds": budget})
+        found = re.findall(r"(?m)^variants-passed: ?([\d,]*)\s*$", result.content)
+        if result.is_error or not found:
+            return None
+        return [int(i) for i in found[-1].split(",") if i]
 
     def changed_files(self) -> dict[str, str]:
         changed: dict[str, str] = {}

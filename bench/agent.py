@@ -47,7 +47,7 @@ FULL = {"samples": 4, "reflections": 1, "alternatives": 4}
 
 # The configurations compared, by name.
 CONFIGS: dict[str, BenchConfig] = {
-    "greedy": BenchConfig(agent={"samples": 0, "reflections": 0, "alternatives": 0}),
+    "greedy": BenchConfig(agent={"samples": 0, "reflections": 0, "alternatives": 0, "mutants": 0}),
     "sampling": BenchConfig(agent={"samples": 4, "reflections": 1, "alternatives": 0}),
     "alternatives": BenchConfig(agent=FULL),
     # Routing: the 0.5B in process answers the sampled tries and reflections, the 1.5B on its

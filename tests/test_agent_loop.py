@@ -10,7 +10,7 @@ from turnout.agent import loop
 from turnout.agent.loop import AgentConfig, asks_only_for_green_tests
 from turnout.agent.run import run_task
 from turnout.agent.testrun import TestOutcome
-from turnout.agent.workspace import Scratch, failure_count
+from turnout.agent.workspace import failure_count
 from turnout.runtimes.base import ChatRequest
 from turnout.runtimes.testing.fake import ScriptedModel
 
@@ -27,7 +27,7 @@ def calc_with(repo: Path, line: str) -> str:
     return (repo / "calc.py").read_text().replace(BUGGY, line)
 
 
-GREEDY_ONLY = AgentConfig(samples=0, reflections=0, alternatives=0)
+GREEDY_ONLY = AgentConfig(samples=0, reflections=0, alternatives=0, mutants=0, spec_tests=False)
 
 
 def test_the_winning_candidate_lands_whole_and_the_report_shows_it(calc_repo: Path) -> None:
@@ -61,7 +61,7 @@ def test_a_candidate_that_fails_leaves_the_users_tree_unchanged(calc_repo: Path)
 def test_when_greedy_fails_sampled_candidates_are_tried_and_the_passing_one_lands(calc_repo: Path) -> None:
     wrong, right = calc_with(calc_repo, WRONG), calc_with(calc_repo, FIXED)
     model = ScriptedModel([whole("calc.py", wrong), whole("calc.py", wrong), whole("calc.py", right)])
-    config = AgentConfig(samples=2, reflections=0, alternatives=0, seed=7)
+    config = AgentConfig(mutants=0, samples=2, reflections=0, alternatives=0, seed=7)
     report = run_task("make the tests pass", calc_repo, model, config=config)
 
     assert report.exit_status == "tests_passed"
@@ -78,7 +78,7 @@ def test_a_reflection_round_shows_the_best_try_and_what_still_fails(calc_repo: P
     wrong, right = calc_with(calc_repo, WRONG), calc_with(calc_repo, FIXED)
     model = ScriptedModel([whole("calc.py", wrong), whole("calc.py", right)])
     report = run_task("make the tests pass", calc_repo, model,
-                      config=AgentConfig(samples=0, reflections=1, alternatives=0))
+                      config=AgentConfig(mutants=0, samples=0, reflections=1, alternatives=0))
 
     assert report.exit_status == "tests_passed"
     reflection = model.requests[1].messages
@@ -89,7 +89,7 @@ def test_a_reflection_round_shows_the_best_try_and_what_still_fails(calc_repo: P
 
 def test_a_model_that_only_talks_stops_cleanly_with_its_evidence(calc_repo: Path) -> None:
     model = ScriptedModel(["I think the bug is in mean()."] * 6)
-    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(samples=2, reflections=1))
+    report = run_task("make the tests pass", calc_repo, model, config=AgentConfig(mutants=0, samples=2, reflections=1))
 
     assert report.exit_status == "no_candidate_passed"
     assert all(c.status == "unreadable" for c in report.candidates)
@@ -181,60 +181,6 @@ def test_which_tasks_ask_for_nothing_but_green_tests() -> None:
     assert not asks_only_for_green_tests("make parse_duration accept an 'h' suffix; tests must pass")
 
 
-def test_a_run_killed_while_verifying_candidates_resumes_without_losing_a_try(
-    calc_repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    wrong, right = calc_with(calc_repo, WRONG), calc_with(calc_repo, FIXED)
-    real_try = Scratch.try_edits
-    tries: list[int] = []
-
-    def killed_on_the_second_try(self: Scratch, base: dict[str, str], edits: list) -> object:
-        tries.append(1)
-        if len(tries) == 2:
-            raise KeyboardInterrupt  # the process dies mid-verification
-        return real_try(self, base, edits)
-
-    monkeypatch.setattr(Scratch, "try_edits", killed_on_the_second_try)
-    config = AgentConfig(samples=2, reflections=0, alternatives=0)
-    model = ScriptedModel([whole("calc.py", wrong), whole("calc.py", right), whole("calc.py", wrong)])
-    with pytest.raises(KeyboardInterrupt):
-        run_task("make the tests pass", calc_repo, model, config=config, run_id="k1")
-    assert (calc_repo / "calc.py").read_text() == wrong.replace(WRONG, BUGGY)  # untouched
-
-    monkeypatch.setattr(Scratch, "try_edits", real_try)
-    resumed_model = ScriptedModel([])  # every reply is in the checkpoint: no model call
-    report = run_task("make the tests pass", calc_repo, resumed_model, config=config, run_id="k1", resume=True)
-
-    assert report.exit_status == "tests_passed" and resumed_model.requests == []
-    assert [c.status for c in report.candidates][:2] == ["failed", "passed"]
-    assert report.files_changed == ["calc.py"] and f"+{FIXED}" in report.diff
-
-
-def test_a_run_killed_after_landing_resumes_without_landing_twice(
-    calc_repo: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    right = calc_with(calc_repo, FIXED)
-    real_land = loop.land
-
-    def land_then_die(*args: object) -> str:
-        real_land(*args)  # type: ignore[arg-type]
-        raise KeyboardInterrupt  # the files are written; the checkpoint is not
-
-    monkeypatch.setattr(loop, "land", land_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        run_task("make the tests pass", calc_repo, ScriptedModel([whole("calc.py", right)]),
-                 config=GREEDY_ONLY, run_id="k2")
-    assert (calc_repo / "calc.py").read_text() == right
-
-    monkeypatch.setattr(loop, "land", real_land)
-    report = run_task("make the tests pass", calc_repo, ScriptedModel([]), config=GREEDY_ONLY,
-                      run_id="k2", resume=True)
-
-    assert report.exit_status == "tests_passed"
-    assert (calc_repo / "calc.py").read_text() == right  # not patched a second time
-    assert report.files_changed == ["calc.py"] and f"-{BUGGY}" in report.diff
-
-
 def test_a_policy_that_denies_edits_keeps_the_winner_out_of_the_tree(calc_repo: Path) -> None:
     (calc_repo / "turnout.toml").write_text(
         '[approvals]\nmode = "full-auto"\n\n[approvals.tools]\napply_patch = "deny"\n', encoding="utf-8"
@@ -265,7 +211,7 @@ def test_each_fix_of_an_alternatives_reply_is_tried_on_its_own(calc_repo: Path) 
     greedy = whole("calc.py", calc_with(calc_repo, WRONG))
     model = ScriptedModel([greedy, block(WRONG) + "\n" + block(FIXED)])
     report = run_task("make the tests pass", calc_repo, model,
-                      config=AgentConfig(samples=0, reflections=0, alternatives=3))
+                      config=AgentConfig(mutants=0, samples=0, reflections=0, alternatives=3))
 
     assert report.exit_status == "tests_passed"
     assert [c.status for c in report.candidates] == ["failed", "duplicate", "passed"]
@@ -293,3 +239,143 @@ def test_a_candidate_that_does_not_import_ranks_below_one_that_fails_a_test() ->
     assert failure_count(two_fail) == 2
     assert failure_count(broken) > failure_count(two_fail)
     assert failure_count(TestOutcome(exit_code=1, summary="1 failed, 2 errors in 0.1s")) == 3
+
+
+MEDIAN_TASK = "add median(values) to calc.py: median([3, 1, 2]) == 2 and median([4, 1, 3, 2]) == 2.5"
+MEDIAN_SPEC = (
+    "```python\nfrom calc import median\n\n\ndef test_odd():\n    assert median([3, 1, 2]) == 2\n\n\n"
+    "def test_even():\n    assert median([4, 1, 3, 2]) == 2.5\n```\n"
+)
+MEDIAN_WRONG = "def median(values):\n    ordered = sorted(values)\n    return ordered[len(ordered) // 2]\n"
+MEDIAN_RIGHT = (
+    "def median(values):\n    ordered = sorted(values)\n    middle = len(ordered) // 2\n"
+    "    if len(ordered) % 2:\n        return ordered[middle]\n"
+    "    return (ordered[middle - 1] + ordered[middle]) / 2\n"
+)
+
+
+def test_a_task_run_checks_candidates_against_tests_written_from_the_task(calc_repo: Path) -> None:
+    (calc_repo / "calc.py").write_text(calc_with(calc_repo, FIXED))
+    model = ScriptedModel([MEDIAN_SPEC, whole("calc.py", MEDIAN_WRONG), whole("calc.py", MEDIAN_RIGHT)])
+    config = AgentConfig(samples=1, reflections=0, alternatives=0)
+    report = run_task(MEDIAN_TASK, calc_repo, model, config=config)
+
+    assert report.exit_status == "done" and report.tests_passed
+    # The greedy try keeps the suite green but gets the even case wrong: the task's test says so.
+    assert [c.status for c in report.candidates] == ["failed", "passed"]
+    assert "1 failed" in report.candidates[0].summary
+    assert "return (ordered[middle - 1] + ordered[middle]) / 2" in (calc_repo / "calc.py").read_text()
+    # The tests written from the task check the work; they are not part of the change.
+    assert report.files_changed == ["calc.py"]
+    assert not (calc_repo / "tests" / loop.SPEC_FILE).exists()
+    spec_prompt = model.requests[0].messages[-1].content
+    assert "from calc import mean, spread, total" in spec_prompt  # the existing tests' imports
+    assert "def test_even" in model.requests[1].messages[-1].content  # every round sees them
+
+
+def test_a_task_run_whose_tries_all_miss_the_tasks_tests_lands_the_closest_green_one(calc_repo: Path) -> None:
+    (calc_repo / "calc.py").write_text(calc_with(calc_repo, FIXED))
+    broken = "def median(values):\n    return values[0]\n\n\ndef total(values):\n    return 0\n"
+    model = ScriptedModel([MEDIAN_SPEC, whole("calc.py", broken), whole("calc.py", MEDIAN_WRONG)])
+    config = AgentConfig(samples=1, reflections=0, alternatives=0)
+    report = run_task(MEDIAN_TASK, calc_repo, model, config=config)
+
+    # The first try breaks the repository's own tests, so it never lands; the second keeps them
+    # green and is the closest to the task's tests, so it lands, and the summary says what fails.
+    assert [c.status for c in report.candidates] == ["failed", "failed"]
+    assert report.exit_status == "done" and report.tests_passed
+    assert "return ordered[len(ordered) // 2]" in (calc_repo / "calc.py").read_text()
+    assert "Of the checks written from the task, 1 failed" in report.summary
+
+
+def test_a_candidate_whose_task_tests_do_not_import_is_judged_by_the_repositorys_tests(calc_repo: Path) -> None:
+    (calc_repo / "calc.py").write_text(calc_with(calc_repo, FIXED))
+    # The candidate names the function differently: the task's tests stop pytest at collection.
+    other = MEDIAN_RIGHT.replace("def median", "def middle_value")
+    model = ScriptedModel([MEDIAN_SPEC, whole("calc.py", other)])
+    report = run_task(MEDIAN_TASK, calc_repo, model, config=GREEDY_ONLY.model_copy(update={"spec_tests": True}))
+
+    assert [c.status for c in report.candidates] == ["failed"]
+    assert report.exit_status == "done"  # green without the task's tests, so it is the fallback
+    assert "def middle_value" in (calc_repo / "calc.py").read_text()
+
+
+def test_a_spec_reply_without_a_test_is_dropped_and_the_run_goes_on(calc_repo: Path) -> None:
+    (calc_repo / "calc.py").write_text(calc_with(calc_repo, FIXED))
+    model = ScriptedModel(["I would test median.", whole("calc.py", MEDIAN_RIGHT)])
+    config = GREEDY_ONLY.model_copy(update={"spec_tests": True, "spec_tries": 1})
+    report = run_task(MEDIAN_TASK, calc_repo, model, config=config)
+
+    assert report.exit_status == "done" and [c.status for c in report.candidates] == ["passed"]
+    assert "Tests written from the task" not in model.requests[1].messages[-1].content
+
+
+def test_when_the_greedy_reply_fails_a_one_token_variation_of_the_traced_lines_can_land(calc_repo: Path) -> None:
+    model = ScriptedModel([whole("calc.py", calc_with(calc_repo, WRONG))])
+    config = AgentConfig(samples=0, reflections=0, alternatives=0, mutants=60)
+    report = run_task("make the tests pass", calc_repo, model, config=config)
+
+    assert report.exit_status == "tests_passed"
+    assert len(model.requests) == 1  # the variations cost no model call
+    winner = next(c for c in report.candidates if c.status == "passed")
+    assert winner.route == "mutation" and winner.round == 1
+    assert (calc_repo / "calc.py").read_text() == calc_with(calc_repo, FIXED)
+    assert "without the model" in report.summary and "len(values)" in report.summary
+    # Only the variations that passed the traced test alone (screened in one batch) became
+    # candidates and ran the whole suite.
+    events = [json.loads(x) for x in next((calc_repo / ".turnout/runs").glob("*/events.jsonl")).read_text().splitlines()]
+    screen = next(e for e in events if e["event"] == "mutants")
+    assert screen["screened"] and screen["count"] > screen["passed_test"] >= 1
+    assert len([c for c in report.candidates if c.route == "mutation"]) <= screen["passed_test"]
+
+
+def test_a_file_too_large_to_show_whole_is_shown_as_the_definitions_the_failing_test_ran(tmp_path: Path) -> None:
+    filler = "".join(f"def helper_{i}(x):\n    '''Long.'''\n" + "    x += 1\n" * 12 + "    return x\n\n\n"
+                     for i in range(40))
+    source = "import math\n\nRATE = 2\n\n\n" + filler + "def target(x):\n    return x * RATE\n"
+    (tmp_path / "big.py").write_text(source)
+    target_line = source.splitlines().index("    return x * RATE") + 1
+    config = AgentConfig(context_chars=3000)
+
+    shown, forms = loop.choose_shown(tmp_path, ["big.py"], config, {"big.py": [target_line]})
+
+    assert forms == {"big.py": "replace"}  # edited by SEARCH/REPLACE against the real file
+    part = shown["big.py"]
+    assert "def target(x):\n    return x * RATE\n" in part and "RATE = 2" in part
+    assert "def helper_3" not in part and "# ... not shown: helper_0, helper_1" in part
+    # Every line shown is a line of the file, so a SEARCH block copied from it matches.
+    assert all(line in source.splitlines() for line in part.splitlines() if not line.startswith("# ..."))
+    # Without a trace to say what ran, a file too large is left to the map, as before.
+    assert loop.choose_shown(tmp_path, ["big.py"], config)[0] == {}
+
+
+@pytest.mark.parametrize(("spec", "why"), [
+    # Passes on the code as it is: it checks nothing the task adds.
+    ("```python\nfrom calc import total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n```\n",
+     "pass before any change"),
+    # A fixture that does not exist: no change to the code can make it run.
+    ("```python\nimport calc\n\n\ndef test_odd(values):\n    assert calc.median(values) == 2\n```\n",
+     "fixture 'values' not found"),
+])
+def test_task_tests_that_cannot_judge_a_change_are_dropped(calc_repo: Path, spec: str, why: str) -> None:
+    (calc_repo / "calc.py").write_text(calc_with(calc_repo, FIXED))
+    model = ScriptedModel([spec, whole("calc.py", MEDIAN_RIGHT)])
+    config = GREEDY_ONLY.model_copy(update={"spec_tests": True, "spec_tries": 1})
+    report = run_task(MEDIAN_TASK, calc_repo, model, config=config, run_id="s1")
+
+    assert report.exit_status == "done" and [c.status for c in report.candidates] == ["passed"]
+    events = [json.loads(x) for x in (calc_repo / ".turnout/runs/s1/events.jsonl").read_text().splitlines()]
+    assert why in next(e for e in events if e["event"] == "spec")["problem"]
+    assert "Tests written from the task" not in model.requests[1].messages[-1].content
+
+
+def test_tests_from_the_task_that_check_nothing_new_are_asked_for_once_more(calc_repo: Path) -> None:
+    (calc_repo / "calc.py").write_text(calc_with(calc_repo, FIXED))
+    useless = "```python\nfrom calc import total\n\n\ndef test_total():\n    assert total([1, 2]) == 3\n```\n"
+    model = ScriptedModel([useless, MEDIAN_SPEC, whole("calc.py", MEDIAN_WRONG), whole("calc.py", MEDIAN_RIGHT)])
+    config = AgentConfig(samples=1, reflections=0, alternatives=0, spec_tries=2)
+    report = run_task(MEDIAN_TASK, calc_repo, model, config=config)
+
+    assert model.requests[1].temperature > 0  # the second try is sampled, not the same greedy reply
+    assert "def test_even" in model.requests[2].messages[-1].content  # the second try's tests are used
+    assert [c.status for c in report.candidates] == ["failed", "passed"]

@@ -51,7 +51,7 @@ def test_the_routed_configuration_sends_greedy_tries_to_the_server_and_samples_i
         pytest.fail("run `turnout models install smollm2-135m` (make test does it)")
     # The smallest model serves the hard work; a scripted model stands in process for the rest.
     monkeypatch.setitem(bench_agent.CONFIGS, "tiny-routed", BenchConfig(
-        agent={"samples": 1, "reflections": 0, "alternatives": 0, "max_tokens": 64},
+        agent={"samples": 1, "reflections": 0, "alternatives": 0, "mutants": 0, "max_tokens": 64},
         model="scripted", hard="smollm2-135m",
     ))
     local = ScriptedModel(["no idea"], name="scripted")
