@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
+from turnout.router.atrest import private_dir
 
 
 class AuditAttempt(BaseModel):
@@ -53,7 +54,7 @@ class AuditLog:
 
     def write(self, record: AuditRecord) -> None:
         line = json.dumps(record.model_dump(), separators=(",", ":")) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         with self._lock:
             # O_APPEND: concurrent runs in one repository interleave whole lines, never halves.
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

@@ -3,12 +3,15 @@
 `explain` builds a request from a prompt, files or a recorded request and runs the router's own
 decision path on it (`PolicyRouter.explain`), calling no model. A file given with `--file`
 enters the request the way the agent would read it, as a `read_file` call and its result, so
-path labels and taint apply exactly as they would in a run.
+path labels and taint apply exactly as they would in a run: the name is resolved by the same
+function (`paths.repo_path`: `..`, symlinks, `REV:path`) and the content matched against the
+labelled files' fingerprints.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -105,7 +108,8 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def _relative(path: Path, repo: Path) -> str:
-    try:
-        return path.resolve().relative_to(repo.resolve()).as_posix()
-    except ValueError:
-        return path.as_posix()
+    """The name a model would give `path` (a path on the command line, relative to the current
+    directory): relative to the repository root, symlinks not followed, so the router resolves
+    it by the same rules as a name in a run (`paths.repo_path`)."""
+    named = os.path.relpath(path.absolute(), repo.absolute())
+    return path.absolute().as_posix() if named.startswith("..") else Path(named).as_posix()

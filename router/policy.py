@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from turnout.router.patterns import check_pattern
 from turnout.runtimes.errors import PolicyError
 
 Location = Literal["local", "onprem", "cloud"]
@@ -116,6 +117,9 @@ class LabelRule(_Strict):
                 raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
             if compiled.match(""):
                 raise ValueError(f"pattern {pattern!r} matches the empty string, so it would match anything")
+            hazard = check_pattern(pattern)
+            if hazard:
+                raise ValueError(hazard)
         return patterns
 
 
@@ -149,7 +153,23 @@ class AuditConfig(_Strict):
     """Where the audit log goes: one JSON line per routing decision, never the payload."""
 
     enabled: bool = True
-    path: str = Field(default=".turnout/audit.jsonl", description="relative to the repository root")
+    path: str = Field(
+        default=".turnout/audit.jsonl",
+        description="relative to the repository root, and inside it (an absolute path only on the command line)",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _inside_the_repository(cls, path: str) -> str:
+        # A policy file travels with the repository; it must not make turnout write elsewhere.
+        parts = path.replace("\\", "/").split("/")
+        if not path.strip() or path.startswith(("/", "~")) or "\\" in path or ".." in parts or ":" in parts[0]:
+            raise ValueError(
+                f"audit path {path!r} must be a relative path inside the repository, e.g. "
+                "'.turnout/audit.jsonl'; to write the audit log elsewhere, give an absolute path "
+                "on the command line"
+            )
+        return path
 
 
 class ApprovalsConfig(_Strict):
@@ -162,6 +182,28 @@ class ApprovalsConfig(_Strict):
 
     mode: Literal["ask", "auto-edit", "full-auto"] | None = None
     tools: dict[str, Literal["allow", "ask", "deny"]] = Field(default_factory=dict)
+
+
+class StateConfig(_Strict):
+    """Where a run's graph state (its checkpoints) is kept. `sqlite` (the default) is
+    `REPO/.turnout/checkpoints.sqlite`, on this machine only; `postgresql` is a PostgreSQL
+    database a team shares, so a run started on one machine (or in CI) resumes on another
+    checkout of the repository. Its URL is read from the environment variable `url_env` when a
+    run opens the store: a policy file is committed, a URL holds a password."""
+
+    checkpointer: Literal["sqlite", "postgresql"] = "sqlite"
+    url_env: str = Field(default="TURNOUT_STATE_URL", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @field_validator("checkpointer", mode="before")
+    @classmethod
+    def _no_url_in_the_file(cls, value: object) -> object:
+        if isinstance(value, str) and "://" in value:
+            raise ValueError(
+                "give checkpointer = 'postgresql' and put the URL in an environment variable named by "
+                "url_env (default TURNOUT_STATE_URL), not in the policy file: the file is committed, "
+                "the URL holds a password"
+            )
+        return value
 
 
 def _default_targets() -> dict[str, TargetConfig]:
@@ -186,6 +228,7 @@ class Policy(_Strict):
     budgets: Budgets = Field(default_factory=Budgets)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     approvals: ApprovalsConfig = Field(default_factory=ApprovalsConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     source: str = Field(default="", exclude=True, description="file it came from; empty = default")
 
     @field_validator("labels", mode="after")
@@ -268,7 +311,14 @@ def parse_policy(data: dict[str, Any], source: str) -> Policy:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise PolicyError(
+            f"policy file {path} is not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} "
+            f"(line {line}); TOML files are UTF-8, save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"policy file {path} is not valid TOML: {exc}") from None
     except OSError as exc:

@@ -4,7 +4,8 @@
 answered only from `ChatResponse.route`. For each request it
 
 1. scans it locally (`scan.Scanner`: secrets, personal data, the policy's patterns) and adds the
-   run's taint (`taint.RunTaint`: labels picked up from labelled paths, for the rest of the run);
+   run's taint (`taint.RunTaint`: labels picked up from labelled paths, and from the labelled
+   files' content wherever it appears, `fingerprints.ContentIndex`, for the rest of the run);
 2. classifies the work (`classify`: repetitive, hard, escalation) and estimates its size;
 3. decides (`decide`): the targets every label present allows, that can hold the request,
    ordered by the work class's preferences, or a refusal (`PolicyRefusal`) when there are none;
@@ -23,6 +24,7 @@ what the first router did: every request to the one local target, rule `default-
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -33,6 +35,7 @@ import structlog
 from pydantic import BaseModel, Field
 from turnout.router.audit import AuditAttempt, AuditLog, AuditRecord
 from turnout.router.classify import WorkAssessment, classify
+from turnout.router.fingerprints import ContentIndex
 from turnout.router.policy import SECRET, LabelRule, Policy, TargetConfig
 from turnout.router.scan import Finding, PathLabeler, Scanner
 from turnout.router.taint import RunTaint, TaintMark
@@ -104,8 +107,27 @@ class PolicyRouter:
         self._log = logger if logger is not None else structlog.get_logger("turnout.router")
         self._audit = audit
         self._scanner = Scanner(policy)
-        self._taint = RunTaint(PathLabeler(policy, repo))
+        labeler = PathLabeler(policy, repo)
+        # Fingerprints of the labelled files as they are now, so their content is recognised
+        # whatever route it takes into a request (see fingerprints.py).
+        self.content = ContentIndex(labeler, repo)
+        stats = self.content.build()
+        if stats.labelled_files:
+            self._log.info(
+                "fingerprints", labelled_files=stats.labelled_files, unlabelled_files=stats.unlabelled_files,
+                fingerprints=stats.fingerprints, seconds=stats.seconds, skipped=len(stats.skipped),
+            )
+        self._taint = RunTaint(labeler, self.content)
         self._placeholders: dict[str, str] = {}  # secret value -> its placeholder, stable per run
+
+    @property
+    def taint(self) -> list[TaintMark]:
+        """The marks this router's conversation has picked up so far."""
+        return self._taint.marks
+
+    def carry_taint_from(self, other: PolicyRouter) -> None:
+        """Start from `other`'s marks: the same conversation, sent through a new router."""
+        self._taint.adopt(other.taint)
 
     # --- deciding -----------------------------------------------------------------------------
 
@@ -168,6 +190,13 @@ class PolicyRouter:
             for call in message.tool_calls:
                 for text in _strings(call.arguments):
                     findings.extend(self._scanner.scan(text))
+                for key in _keys(call.arguments):  # a model can put a value in a key too
+                    findings.extend(self._scanner.scan(key))
+        # A server writes its tools' descriptions and schemas, and they are sent with every
+        # request: a key pasted into one goes out as surely as one in a message.
+        for tool in request.tools:
+            findings.extend(self._scanner.scan(tool.description))
+            findings.extend(self._scanner.scan(json.dumps(tool.input_schema)))
         return findings
 
     def _redactable_labels(self, findings: list[Finding], marks: list[TaintMark]) -> set[str]:
@@ -405,7 +434,10 @@ class PolicyRouter:
             )
             for m in request.messages
         ]
-        return request.model_copy(update={"messages": messages}), {p: v for v, p in pairs}
+        tools = [t.model_copy(update={"description": hide(t.description),
+                                      "input_schema": _map_strings(t.input_schema, hide)})
+                 for t in request.tools]
+        return request.model_copy(update={"messages": messages, "tools": tools}), {p: v for v, p in pairs}
 
 
 def _restore_call(call: ToolCall, restore: dict[str, str]) -> ToolCall:
@@ -439,6 +471,18 @@ def _strings(value: Any) -> list[str]:
     elif isinstance(value, list):
         for v in value:
             out.extend(_strings(v))
+    return out
+
+
+def _keys(value: Any) -> list[str]:
+    out: list[str] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.append(str(k))
+            out.extend(_keys(v))
+    elif isinstance(value, list):
+        for v in value:
+            out.extend(_keys(v))
     return out
 
 

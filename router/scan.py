@@ -32,9 +32,12 @@ import string
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from turnout.router.paths import spellings
+from turnout.router.patterns import compile_pattern
 from turnout.router.policy import PII, SECRET, Policy
+from turnout.tools.globs import glob_regex
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +82,18 @@ _TOKEN_FAMILIES: list[tuple[_Gate, list[tuple[str, re.Pattern[str]]]]] = [
     (b"pypi-", [("pypi_token", re.compile(r"pypi-AgE[A-Za-z0-9_-]{50,300}"))]),
     (b"hf_", [("huggingface_token", re.compile(r"hf_[A-Za-z]{34}"))]),
     (b"SG.", [("sendgrid_key", re.compile(r"SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}"))]),
+    # Webhook URLs: whoever holds one may post as the workspace or channel.
+    (b"hooks.slack.com/", [("slack_webhook", re.compile(
+        r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{20,200}"))]),
+    (b"/api/webhooks/", [("discord_webhook", re.compile(
+        r"https://(?:(?:canary|ptb)\.)?discord(?:app)?\.com/api/webhooks/\d{5,30}/[A-Za-z0-9_-]{30,100}"))]),
 ]
 # Characters that may not touch a token on either side (it would be part of a longer word).
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 
 _PRIVATE_KEY_BEGIN = re.compile(r"-----BEGIN ((?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?)-----")
-_KEY_BODY = re.compile(r"[A-Za-z0-9+/=\s]*")
+# Base64 lines, also as the `\n`-escaped string of a JSON file (a GCP service-account key).
+_KEY_BODY = re.compile(r"(?:[A-Za-z0-9+/=\s]|\\[nr])*")
 _KEY_HEADER_LINE = re.compile(r"(?m)^[A-Za-z-]+:.*$")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,1000}\.eyJ[A-Za-z0-9_-]{8,4000}\.[A-Za-z0-9_-]{16,1000}")
 # Found from the "://", then the scheme is read backwards: an expression that began with the
@@ -92,14 +101,56 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,1000}\.eyJ[A-Za-z0-9_-]{8,4000}\.[A-Za-z0
 _CONNECTION = re.compile(r"://([^\s:/@\"'`<>]{0,64}):([^\s@/\"'`<>]{6,128})@([A-Za-z0-9.-]{1,253})")
 _SCHEME_BEFORE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{1,24}\Z")
 _BEARER = re.compile(r"Bearer ([A-Za-z0-9._~+/-]{20,500}=*)")
+# `Authorization: Basic <base64>` / `token <hex>` (GitHub's form), found from the lowercase
+# tail of the header's name so one literal serves `Authorization` and `authorization`.
+_AUTH_HEADER = re.compile(
+    r"uthorization[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?(?i:(basic|token|digest))[ \t]+([A-Za-z0-9._~+/:=-]{8,500})"
+)
 
 # Generic `name = value` where the name says it is a secret. Found from each keyword.
-_SECRET_WORDS = ("key", "secret", "token", "passw", "pwd", "credential", "auth")
+# `pass` only as a whole name or its last part (`DB_PASS=`, `smtp.pass:`), not `bypass=`.
+_SECRET_WORDS = ("key", "secret", "token", "passw", "pwd", "credential", "auth", "pass")
 _SECRET_WORDS_BYTES = tuple(word.encode() for word in _SECRET_WORDS)
 _ASSIGNMENT_TAIL = re.compile(
     rb"[A-Za-z0-9_.-]{0,30}[\"']?\]?[ \t]{0,3}(?::=|=>|[:=])[ \t]{0,3}"
     rb"(?:[bru]?([\"'`]))?([^\s\"'`,;)(\]\[{}<>]{6,300})(\1)?"
 )
+
+_NAME_BYTES = frozenset(bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyz0123456789_")
+# String literals joined by `+` or by adjacency across a line break (Python, C, JavaScript).
+_LITERAL = re.compile(r"\"[^\"\\\n]{0,200}\"|'[^'\\\n]{0,200}'")
+_CHAIN = re.compile(
+    r"(?:\"[^\"\\\n]{0,200}\"|'[^'\\\n]{0,200}')"
+    r"(?:(?:[ \t]{0,8}\+[ \t\r\n]{0,40}|[ \t]{0,8}\r?\n[ \t]{0,40})(?:\"[^\"\\\n]{0,200}\"|'[^'\\\n]{0,200}')){1,20}"
+)
+
+
+def _chain_starts(text: str) -> list[int]:
+    """Positions of the closing quote of a literal that another literal follows (after `+` or
+    a line break), in order: found with `str.find` on a few literals, since an expression that
+    began with a quote class would be tried at every character of the text."""
+    starts = []
+    for needle in ('+ "', "+ '", '+"', "+'"):
+        at = text.find(needle)
+        while at != -1:
+            back = at - 1
+            while back >= 0 and text[back] in " \t":
+                back -= 1
+            if back >= 0 and text[back] in "\"'":
+                starts.append(back)
+            at = text.find(needle, at + 1)
+    # Lines that begin with a literal (found from the newline, a literal), after a line that
+    # ends with one: implicit concatenation inside brackets.
+    for m in _LINE_OPENS_LITERAL.finditer(text):
+        at = m.start() - 1
+        if at >= 0 and text[at] == "\r":
+            at -= 1
+        if at >= 0 and text[at] in "\"'":
+            starts.append(at)
+    return sorted(starts)
+
+
+_LINE_OPENS_LITERAL = re.compile(r"\n[ \t]{0,40}[\"']")
 
 # Placeholders and documentation values: never a finding.
 _PLACEHOLDER_WORDS = (
@@ -164,11 +215,15 @@ _IBAN_LENGTHS = {
 _PATH_MENTIONS = (
     ("File ", (re.compile(r'File "([^"\n]{1,300})", line \d+'), re.compile(r"\nFile ([^\s:\"]{1,300}):\n"))),
     ("\n+++ ", (re.compile(r"\n\+\+\+ (?:b/)?([^\s]{1,300})"), re.compile(r"\n--- (?:a/)?([^\s]{1,300})"))),
+    # The read_file tool's header names the real path it read (`# secrets/x lines 1-9 of 9`).
+    ("\n# ", (re.compile(r"\n# (\S{1,300}) lines \d+-\d+ of "),)),
 )
 # `path:line:` search hits are found from the `:123:`, then the path is read back to the line's
 # start: an expression tried at every line start would backtrack over each line.
 _LINE_NUMBER = re.compile(r":\d{1,7}:")
-_HIT_PATH = re.compile(r"[A-Za-z0-9_./-]{1,300}\.[A-Za-z0-9]{1,10}")
+# A file of any name: `secrets/customers`, `.env`, `Makefile` (no spaces or colons, which the
+# search tool's `path:line: text` could not tell apart).
+_HIT_PATH = re.compile(r"[^\s:]{1,300}")
 
 
 def _entropy(value: str) -> float:
@@ -232,30 +287,12 @@ def _is_word_char(ch: str) -> bool:
 
 def glob_to_regex(glob: str) -> str:
     """Gitignore-like: a glob without '/' matches a name at any depth (a file or a folder whose
-    contents it then covers); a glob with '/' is anchored at the repository root; `**` spans
-    folders, `*` and `?` stay within one name."""
+    contents it then covers); a glob with '/' is anchored at the repository root. Inside, the
+    dialect every path glob of turnout speaks (`tools/globs.py`): `**/` is zero or more folders,
+    `*` and `?` stay within one name."""
     pattern = glob.removeprefix("./")
     anchored = "/" in pattern.rstrip("/")
-    pattern = pattern.rstrip("/")
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]+/)*")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    body = "".join(out)
+    body = glob_regex(pattern.rstrip("/"))
     return ("^" if anchored else "(?:^|/)") + body + "(?:/.*)?$"
 
 
@@ -263,11 +300,16 @@ def glob_to_regex(glob: str) -> str:
 class PathLabel:
     label: str
     glob: str
-    path: str  # the path as it was named (relative to the repo where it could be made so)
+    path: str  # the repository path that matched: the real one where the name could be resolved
+    named: str = ""  # the name as written, when it differs (`alias.txt`, `HEAD:secrets/x`)
 
 
 class PathLabeler:
-    """Which labels a file's content carries, from the policy's path globs."""
+    """Which labels a file's content carries, from the policy's path globs.
+
+    Globs are matched against every spelling of a name (`paths.spellings`): its real path in
+    the repository (symlinks followed, `..` resolved), the path as written, and the path part
+    of a git object name `REV:path`."""
 
     def __init__(self, policy: Policy, repo: Path | None = None) -> None:
         self._repo = repo.resolve() if repo is not None else None
@@ -282,21 +324,9 @@ class PathLabeler:
     def active(self) -> bool:
         return bool(self._globs)
 
-    def relative(self, path: str) -> str | None:
-        """The path relative to the repository, or None when it lies outside it."""
-        raw = path.strip()
-        if not raw or "\n" in raw or len(raw) > 1000:
-            return None
-        posix = PurePosixPath(raw.replace("\\", "/"))
-        if posix.is_absolute():
-            if self._repo is None:
-                return None
-            try:
-                return posix.relative_to(PurePosixPath(self._repo.as_posix())).as_posix()
-            except ValueError:
-                return None
-        parts = [p for p in posix.parts if p not in ("", ".")]
-        return "/".join(parts)
+    @property
+    def repo(self) -> Path | None:
+        return self._repo
 
     def labels_for(self, path: str) -> list[PathLabel]:
         if not self._globs:
@@ -308,20 +338,38 @@ class PathLabeler:
             cached = self._cache[path] = self._labels_for(path)
         return cached
 
+    def folders(self) -> list[str]:
+        """The repository folders that hold every file a glob can match (`secrets/**` ->
+        `secrets`; a glob without '/' or with a wildcard in its first part -> `.`)."""
+        out: set[str] = set()
+        for _, glob, _ in self._globs:
+            pattern = glob.removeprefix("./").rstrip("/")
+            if "/" not in pattern:
+                return ["."]
+            fixed = []
+            for part in pattern.split("/")[:-1]:
+                if any(c in part for c in "*?[{"):
+                    break
+                fixed.append(part)
+            if not fixed:
+                return ["."]
+            out.add("/".join(fixed))
+        return sorted(f for f in out if not any(f.startswith(other + "/") for other in out))
+
+    def labels_of_relative(self, relative: str) -> list[PathLabel]:
+        """Labels of a path already relative to the repository root (a file found by a walk)."""
+        return [PathLabel(label, glob, relative) for label, glob, regex in self._globs if regex.search(relative)]
+
     def _labels_for(self, path: str) -> list[PathLabel]:
-        relative = self.relative(path)
-        candidates: list[str]
-        if relative is not None:
-            candidates = [relative]
-        else:
-            # Outside the repo, or no repo known: try every suffix, so an anchored glob still
-            # catches `/elsewhere/secrets/x` (erring on the side of the label).
-            parts = [p for p in path.strip().replace("\\", "/").split("/") if p]
-            candidates = ["/".join(parts[i:]) for i in range(len(parts))]
+        raw = path.strip()
+        if not raw or "\n" in raw or len(raw) > 1000:
+            return []
+        candidates = spellings(self._repo, raw)
         found = []
         for label, glob, regex in self._globs:
-            if any(regex.search(c) for c in candidates):
-                found.append(PathLabel(label=label, glob=glob, path=relative or path.strip()))
+            hit = next((c for c in candidates if regex.search(c)), None)
+            if hit is not None:
+                found.append(PathLabel(label=label, glob=glob, path=hit, named=raw if raw != hit else ""))
         return found
 
 
@@ -349,21 +397,25 @@ class Scanner:
     """Finds secrets, personal data and the policy's own patterns in text; caches per text."""
 
     def __init__(self, policy: Policy, cache_size: int = 512) -> None:
+        # On RE2 where it can run them (linear time): a user's pattern must not hang a request.
         self._user_patterns = [
-            (label, re.compile(p)) for label, rule in policy.labels.items() for p in rule.patterns
+            (label, compile_pattern(p)) for label, rule in policy.labels.items() for p in rule.patterns
         ]
         self._cache: dict[str, tuple[Finding, ...]] = {}
         self._cache_size = cache_size
         self._detectors: list[Callable[[str, bytes], Iterable[Finding]]] = [
+            self._concatenated,  # first: a key split over literals is redacted whole
             self._private_keys,
             self._token_formats,
             self._jwts,
             self._connection_strings,
             self._bearer_tokens,
+            self._auth_headers,
             self._assignments,
             self._emails,
             self._numbers,
         ]
+        self._secret_detectors = self._detectors[1:-2]  # what a split literal is scanned with
 
     def scan(self, text: str) -> tuple[Finding, ...]:
         cached = self._cache.get(text)
@@ -477,6 +529,62 @@ class Scanner:
             if _entropy(token) >= 3.5 and not _looks_like_placeholder(token):
                 yield Finding("bearer_token", SECRET, m.start(1), m.end(1), token, True)
 
+    def _auth_headers(self, text: str, raw: bytes) -> Iterable[Finding]:
+        if b"uthorization" not in raw:
+            return
+        for m in _AUTH_HEADER.finditer(text):
+            if m.start() == 0 or text[m.start() - 1] not in "Aa":
+                continue
+            scheme, value = m.group(1).lower(), m.group(2)
+            if _looks_like_placeholder(value) or value.lower() in _PLACEHOLDER_PASSWORDS:
+                continue
+            if scheme == "basic":
+                try:
+                    decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+                except (binascii.Error, ValueError):
+                    continue
+                if b":" not in decoded:
+                    continue  # Basic carries user:password
+            elif len(value) < 16 or _entropy(value) < 3.0:
+                continue
+            yield Finding("http_auth_header", SECRET, m.start(2), m.end(2), value, True)
+
+    def _concatenated(self, text: str, raw: bytes) -> Iterable[Finding]:
+        """A secret split over string literals joined by `+` or by adjacency across a line
+        (`"sk-proj-abc" + "def..."`): the literals are joined and scanned, and a secret that
+        crosses a literal's edge is a finding over the whole chain."""
+        covered = 0
+        for first_close in _chain_starts(text):
+            if first_close < covered:
+                continue
+            quote = text[first_close]
+            opening = text.rfind(quote, max(0, first_close - 201), first_close)
+            if opening == -1 or "\n" in text[opening:first_close]:
+                continue
+            m = _CHAIN.match(text, opening)
+            if m is None or m.end() <= first_close + 1:
+                continue
+            covered = m.end()
+            contents = [p[1:-1] for p in _LITERAL.findall(m.group(0))]
+            joined = "".join(contents)
+            edges, offset = set(), 0
+            for piece in contents[:-1]:
+                offset += len(piece)
+                # Only where a word crosses the edge could a split token hide (`"sk-ab" "cd"`);
+                # prose split at a space (`"hello " "world"`) is left alone.
+                if piece and offset < len(joined) and not piece[-1].isspace() and not joined[offset].isspace():
+                    edges.add(offset)
+            if not edges:
+                continue
+            for detect in self._secret_detectors:
+                for inner in detect(joined, joined.encode("utf-8", "surrogatepass")):
+                    if inner.label == SECRET and any(inner.start < edge < inner.end for edge in edges):
+                        yield Finding(inner.kind, SECRET, m.start(), m.end(), m.group(0), True)
+                        break
+                else:
+                    continue
+                break
+
     def _assignments(self, text: str, raw: bytes) -> Iterable[Finding]:
         # Keywords are found in the lowercased UTF-8 bytes (bytes.lower() changes ASCII letters
         # only, so offsets stay put), one str.find-speed pass per keyword, and the rest of the
@@ -489,6 +597,11 @@ class Scanner:
             start = lowered.find(word)
             while start != -1:
                 after = start + len(word)
+                if word == b"pass" and (
+                    (start and lowered[start - 1:start].isalpha()) or lowered[after:after + 1] in _NAME_BYTES
+                ):
+                    start = lowered.find(word, after)
+                    continue
                 m = _ASSIGNMENT_TAIL.match(raw, after)
                 if m is not None and m.start(2) not in seen:
                     finding = _assignment_finding(
@@ -644,7 +757,7 @@ def _assignment_finding(word: str, name: str, quote: str, value: str, closed: bo
         return None  # `key = "a b c"` or a string that goes on: not one token
     if _looks_like_placeholder(value):
         return None
-    if word in ("passw", "pwd"):
+    if word in ("passw", "pwd", "pass"):
         if not quote and (not _has_mixed_classes(value) or _IDENTIFIER_PATH.fullmatch(value)):
             return None  # `password = get_password(...)`, `password = Prompt.ask(...)`
         if value.lower().rstrip("0123456789") in _PLACEHOLDER_PASSWORDS:

@@ -16,7 +16,6 @@ from turnout.router.policy import Policy, parse_policy
 from turnout.router.scan import (
     PathLabeler,
     Scanner,
-    glob_to_regex,
     iban_valid,
     luhn_valid,
     mentioned_paths,
@@ -133,23 +132,7 @@ def test_luhn_and_mod97_checks() -> None:
     assert not iban_valid("DE8937040044053201300")  # one digit short for Germany
 
 
-@pytest.mark.parametrize(
-    ("glob", "path", "matches"),
-    [
-        ("*.env", "prod.env", True),
-        ("*.env", "config/prod.env", True),
-        ("*.env", "config/prod.env.example", False),
-        ("secrets/**", "secrets/aws/creds", True),
-        ("secrets/**", "app/secrets/x", False),  # a glob with '/' is anchored at the root
-        ("secrets", "app/secrets/x", True),  # a bare name matches a folder at any depth
-        ("data/customers/**", "data/customers/2026/export.csv", True),
-        ("data/*.csv", "data/sub/x.csv", False),
-    ],
-)
-def test_path_globs_follow_gitignore_rules(glob: str, path: str, matches: bool) -> None:
-    import re
-
-    assert bool(re.search(glob_to_regex(glob), path)) is matches
+# The path globs' table is tests/test_globs.py, shared with the files server's list_files.
 
 
 def test_absolute_paths_inside_the_repo_are_matched_relative_to_it(tmp_path: Path) -> None:
