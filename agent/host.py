@@ -6,8 +6,10 @@ exposed as `<server>__<tool>`, except that turnout's own servers (`bare_names=Tr
 plain names while no other server offers the same one, so a small model sees `read_file`, not
 `files__read_file`. A call by the plain name of a tool that only one server has is accepted too.
 
-Each call has a timeout (the server's own `timeout`, else the host's). A server whose connection
-dies, or that does not answer in time, is stopped and started again (a bounded number of times);
+Each call has a timeout (the server's own `timeout`, else the host's). While a call runs, the
+server is pinged every few seconds: one that stops answering pings (alive, but no longer
+replying) is taken for dead at once rather than after the call's timeout. A server whose
+connection dies, or that does not answer in time, is stopped and started again (a bounded number of times);
 a call that finds the connection already closed is sent to the restarted server, since it never
 reached the old one. Every server is offered the host's roots (MCP `roots/list`).
 
@@ -20,12 +22,14 @@ thread-safe futures carry calls across.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import hashlib
 import json
 import os
 import re
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AsyncExitStack, suppress
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any, Self, TextIO
 
 import mcp_types
+import structlog
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -146,20 +151,21 @@ def own_server(name: str, args: list[str], root: Path) -> ServerSpec:
     )
 
 
-def load_mcp_config(path: Path, environ: dict[str, str] | None = None) -> list[ServerSpec]:
+def load_mcp_config(
+    path: Path, environ: dict[str, str] | None = None, warn: Callable[[str], None] | None = None
+) -> list[ServerSpec]:
     """The servers of an `mcpServers` JSON file (`.mcp.json`, claude_desktop_config.json).
 
     `${VAR}` and `${VAR:-default}` in command, args, env, url and headers are read from the
     environment; a relative `cwd` is relative to the file. Entries with `"disabled": true` are
     skipped. The transport follows from the entry: `command` is stdio, `url` streamable HTTP.
+    An entry on the old SSE transport, which the host does not speak, is skipped and `warn` (by
+    default a warning in the log, which the command line writes to stderr) says so: the file's
+    other servers still work.
     """
+    warn = warn or (lambda message: structlog.get_logger("turnout.host").warning(message))
     environ = dict(os.environ) if environ is None else environ
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read the MCP config {path}: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"the MCP config {path} is not valid JSON: {exc}") from None
+    data = read_json_config(path)
     servers = data.get("mcpServers") if isinstance(data, dict) else None
     if not isinstance(servers, dict):
         raise UsageError(
@@ -174,13 +180,23 @@ def load_mcp_config(path: Path, environ: dict[str, str] | None = None) -> list[S
             continue
         kind = entry.get("type") or entry.get("transport")
         if kind in ("sse",):
-            raise UsageError(
-                f"{path}: mcpServers.{name} uses the old SSE transport, which turnout does not "
-                "speak; point 'url' at the server's streamable HTTP endpoint (usually /mcp)"
+            warn(
+                f"{path}: skipped mcpServers.{name}: it uses the old SSE transport, which turnout "
+                "does not speak; point 'url' at the server's streamable HTTP endpoint (usually "
+                "/mcp) and drop the type"
             )
+            continue
+        for key in entry:
+            if key not in SPEC_KEYS and key not in OTHER_CLIENTS_KEYS:
+                near = difflib.get_close_matches(key, SPEC_KEYS, n=1, cutoff=0.7)
+                if near:  # a misspelling would otherwise drop the setting without a word
+                    raise UsageError(
+                        f"{path}: mcpServers.{name} has the unknown key {key!r}; did you mean "
+                        f"{near[0]!r}? Rename it"
+                    )
         fields = {
             key: _expand(entry[key], environ, f"{path}: mcpServers.{name}.{key}")
-            for key in ("command", "args", "env", "cwd", "url", "headers", "timeout")
+            for key in SPEC_KEYS
             if key in entry
         }
         if isinstance(fields.get("cwd"), str) and not Path(fields["cwd"]).is_absolute():
@@ -199,6 +215,36 @@ def load_mcp_config(path: Path, environ: dict[str, str] | None = None) -> list[S
 
 
 _SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+# The keys of an mcpServers entry that make a ServerSpec.
+SPEC_KEYS = ("command", "args", "env", "cwd", "url", "headers", "timeout")
+# Keys other clients write (Claude Desktop, Cursor, VS Code, Cline), read or left alone here;
+# any other key close to one of SPEC_KEYS is taken for a misspelling of it.
+OTHER_CLIENTS_KEYS = frozenset(
+    {"type", "transport", "transportType", "disabled", "description", "alwaysAllow",
+     "autoApprove", "envFile", "enabled", "name"}
+)
+
+
+def read_json_config(path: Path) -> Any:
+    """A JSON config file's data; a UsageError that names the file, the place and the fix
+    when it cannot be read, is not UTF-8 or is not JSON."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read the MCP config {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UsageError(
+            f"the MCP config {path} is not UTF-8: byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start} (line {line}, column {column}); save the file as UTF-8"
+        ) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the MCP config {path} is not valid JSON: {exc}") from None
 
 
 def _expand(value: Any, environ: dict[str, str], where: str) -> Any:
@@ -264,6 +310,8 @@ class McpHost:
         roots: list[Path] | None = None,
         strict: bool = True,
         max_restarts: int = 3,
+        ping_every: float = 2.0,
+        ping_timeout: float = 10.0,
     ) -> None:
         names = [spec.name for spec in servers]
         duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -279,6 +327,10 @@ class McpHost:
         self._roots = [path.resolve() for path in roots or []]
         self._strict = strict
         self._max_restarts = max_restarts
+        # While a call runs, the server is pinged this often; no answer in ping_timeout means
+        # it is dead even if its process is not (see _watch).
+        self._ping_every = ping_every
+        self._ping_timeout = ping_timeout
         self._closing = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="mcp-host", daemon=True)
@@ -516,8 +568,24 @@ class McpHost:
                 )
             client = server.client
             assert client is not None
+        call = asyncio.ensure_future(
+            client.call_tool(info.tool, arguments, read_timeout_seconds=timeout)
+        )
+        silent = await self._watch(client, call)
+        if silent is not None:
+            call.cancel()
+            with suppress(BaseException):
+                await call
+            restarted = await self._restart(server, f"it stopped answering during {info.tool!r}")
+            state = "was restarted" if restarted else "could not be restarted"
+            return ToolResult(
+                content=f"tool {name!r} failed: server {server.spec.name!r} stopped answering "
+                f"during the call ({silent}) and {state}; the call may or may not have taken "
+                "effect",
+                is_error=True,
+            )
         try:
-            result = await client.call_tool(info.tool, arguments, read_timeout_seconds=timeout)
+            result = call.result()
         except MCPError as exc:
             if exc.code == mcp_types.REQUEST_TIMEOUT:
                 await self._restart(server, f"a call to {info.tool!r} timed out")
@@ -538,6 +606,42 @@ class McpHost:
         except Exception as exc:  # noqa: BLE001 - a protocol failure becomes a tool error the model sees
             return ToolResult(content=f"tool {name!r} failed: {type(exc).__name__}: {exc}", is_error=True)
         return ToolResult(content=render_content(result), is_error=bool(result.is_error))
+
+    async def _watch(self, client: Client, call: asyncio.Future[Any]) -> str | None:
+        """Wait for `call`, pinging the server every `ping_every` seconds while it runs.
+
+        None once the call has finished (well or not); else why the server is taken for dead:
+        a server whose process lives on but whose replies have stopped (its writer died on a
+        reply it could not serialise, or its event loop is wedged) answers nothing, and
+        without the ping the call would wait out its whole timeout. A process that exits is
+        seen sooner, as the end of its pipe.
+        """
+        while True:
+            done, _ = await asyncio.wait({call}, timeout=self._ping_every)
+            if done:
+                return None
+            ping = asyncio.ensure_future(
+                client.session.send_request(
+                    mcp_types.PingRequest(params=mcp_types.RequestParams()),
+                    mcp_types.EmptyResult,
+                    request_read_timeout_seconds=self._ping_timeout,
+                )
+            )
+            await asyncio.wait({call, ping}, return_when=asyncio.FIRST_COMPLETED)
+            if call.done():
+                ping.cancel()
+                with suppress(BaseException):
+                    await ping
+                return None
+            error = ping.exception()
+            if isinstance(error, MCPError) and error.code == mcp_types.REQUEST_TIMEOUT:
+                return f"no answer to a ping within {self._ping_timeout:g}s"
+            if isinstance(error, MCPError):
+                continue  # an error reply is still a reply: the server is alive and answering
+            if error is not None:
+                # The connection closed under the ping: the call sees the same end next.
+                done, _ = await asyncio.wait({call}, timeout=self._ping_timeout)
+                return None if done else f"the ping failed: {error}"
 
     # ----- names -------------------------------------------------------------------------------
 
@@ -595,12 +699,30 @@ def _connection_closed(client: Client) -> bool:
 
 
 def _start_failure(spec: ServerSpec, exc: BaseException) -> str:
-    detail = str(exc) or type(exc).__name__
-    if isinstance(exc, FileNotFoundError):
-        detail = f"command not found: {spec.command}; install it or fix 'command'"
+    details: list[str] = []
+    for leaf in _leaves(exc):
+        if isinstance(leaf, FileNotFoundError):
+            detail = f"command not found: {spec.command}; install it or fix 'command'"
+        elif isinstance(leaf, MCPError) and leaf.code == mcp_types.CONNECTION_CLOSED:
+            detail = (
+                "it closed the connection before answering the MCP handshake (it exited at "
+                "once, or does not speak MCP on stdio); run the command in a terminal to see its "
+                "error"
+            )
+            if spec.url:
+                detail = "the server closed the connection before answering the MCP handshake"
+        else:
+            detail = str(leaf) or type(leaf).__name__
+        if detail not in details:
+            details.append(detail)
+    return f"failed to start ({spec.describe()}): {'; '.join(details)}"
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside nested exception groups (anyio wraps each task's failure)."""
     if isinstance(exc, BaseExceptionGroup):
-        detail = "; ".join(str(inner) or type(inner).__name__ for inner in exc.exceptions)
-    return f"failed to start ({spec.describe()}): {detail}"
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 def render_content(result: mcp_types.CallToolResult) -> str:

@@ -20,6 +20,7 @@ from turnout.agent.host import (
     builtin_servers,
     exposed_name,
     load_mcp_config,
+    own_server,
 )
 from turnout.runtimes.errors import ToolHostError, UsageError
 
@@ -74,7 +75,6 @@ def test_a_config_that_uses_an_unset_variable_names_it_and_the_fix(tmp_path: Pat
     [
         ({"s": {"command": "x", "url": "http://h/mcp"}}, "exactly one of 'command'"),
         ({"s": {"args": ["x"]}}, "exactly one of 'command'"),
-        ({"s": {"type": "sse", "url": "http://h/sse"}}, "old SSE transport"),
         ({"bad name": {"command": "x"}}, "may use only letters"),
     ],
 )
@@ -84,6 +84,30 @@ def test_a_config_entry_that_cannot_work_is_refused_with_the_reason(
     config = write_config(tmp_path / "c.json", servers)
     with pytest.raises(UsageError, match=message):
         load_mcp_config(config, environ={})
+
+
+def test_an_sse_entry_is_skipped_with_a_warning_and_the_other_servers_still_load(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.json", {
+        "old": {"type": "sse", "url": "http://h/sse"},
+        "files": {"command": "python", "args": ["-m", "server"]},
+    })
+    warnings: list[str] = []
+    specs = load_mcp_config(config, environ={}, warn=warnings.append)
+    assert [spec.name for spec in specs] == ["files"]
+    [warning] = warnings
+    assert "skipped mcpServers.old" in warning and "streamable HTTP" in warning
+
+
+def test_an_sse_warning_reaches_stderr_and_never_stdout(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.json", {"old": {"type": "sse", "url": "http://h/sse"}})
+    script = (
+        "import sys; from pathlib import Path; from turnout.agent.cli.output import configure_logging; "
+        "from turnout.agent.host import load_mcp_config; configure_logging(); "
+        f"print(len(load_mcp_config(Path({str(config)!r}), environ={{}})))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout == "0\n"
+    assert "skipped mcpServers.old" in done.stderr
 
 
 def test_a_file_without_mcp_servers_is_refused_with_an_example(tmp_path: Path) -> None:
@@ -200,3 +224,13 @@ def test_a_huge_tool_result_is_cut_to_the_limit_with_a_note() -> None:
     assert not result.is_error
     assert len(result.content) < MAX_RESULT_CHARS + 100
     assert result.content.endswith("more characters not shown)")
+
+
+def test_a_call_that_outlasts_several_pings_of_a_live_server_completes(tmp_path: Path) -> None:
+    # A live server answers each ping (an error reply is an answer too); only silence or a
+    # closed connection means it died. The call runs longer than a ping and its timeout.
+    tests = own_server("tests", ["-m", "turnout.tools.tests", "--root", str(tmp_path)], tmp_path)
+    with McpHost([tests], roots=[tmp_path], ping_every=0.3, ping_timeout=0.5) as host:
+        result = host.call_tool("run_tests", {"command": "sleep 2.5; echo finished", "timeout_seconds": 30})
+    assert not result.is_error, result.content
+    assert "finished" in result.content

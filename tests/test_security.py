@@ -164,16 +164,24 @@ def alive(pid: int) -> bool:
 def test_children_that_fork_or_leave_the_process_group_are_killed_after_the_command(
     host: McpHost, sandbox: Path
 ) -> None:
-    command = (
-        "sleep 600 & echo $! > same_group.pid; "
-        "setsid sleep 600 & echo $! > own_session.pid; "
-        "sleep 0.2; echo started"
-    )
+    # Found by their command lines: inside a sandbox's own pid namespace, `$!` is not a host pid.
+    command = "sleep 6011 & setsid sleep 6012 & sleep 0.2; echo started"
     result = host.call_tool("run_tests", {"command": command, "timeout_seconds": 30})
     assert "started" in result.content
-    pids = [int((sandbox / name).read_text()) for name in ("same_group.pid", "own_session.pid")]
-    for pid in pids:
-        assert not alive(pid), f"process {pid} outlived the command"
+    for marker in ("sleep\x006011", "sleep\x006012"):
+        survivors = [pid for pid in running_with(marker) if alive(pid)]
+        assert not survivors, f"{marker!r} outlived the command: {survivors}"
+
+
+def running_with(cmdline: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and cmdline in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
 
 
 def test_secret_environment_variables_never_reach_a_command(sandbox: Path) -> None:
@@ -361,3 +369,18 @@ def test_the_configured_test_command_runs_in_ask_mode_but_the_models_own_command
     assert not (tmp_path / "pins.json").exists() or json.loads(
         (tmp_path / "pins.json").read_text(encoding="utf-8")
     ) == {}
+
+
+def test_a_server_that_lives_on_but_stops_answering_is_noticed_within_seconds() -> None:
+    # The writer of the server's replies dies on text JSON cannot carry; the process lives on
+    # (its stdin reader holds it), so no end of pipe tells the host: without the host's pings
+    # (the first of which also ends the mute process) the call waits out its 600 s.
+    with McpHost([misbehaving()], call_timeout=600) as host:
+        pid = int(host.call_tool("bad__pid", {}).content)
+        started = time.monotonic()
+        mute = host.call_tool("bad__undeliverable", {})
+        waited = time.monotonic() - started
+        assert mute.is_error and "server 'bad'" in mute.content and "was restarted" in mute.content
+        assert waited < 15, f"noticed after {waited:.1f}s"
+        assert not alive(pid)
+        assert host.call_tool("bad__echo", {"text": "back"}).content == "back"

@@ -25,7 +25,8 @@ PASSING = "def test_one():\n    assert 1 + 1 == 2\n\n\ndef test_two():\n    asse
 FAILING = "def test_add():\n    assert 1 + 1 == 3\n"
 
 RESULT_SHAPE = re.compile(
-    r"\Aexit_code: (-?\d+)\ntimed_out: (true|false)\nsummary: (.*)\n--- output ---\n", re.DOTALL
+    r"\Aexit_code: (-?\d+)\ntimed_out: (true|false)\nsummary: (.*)\nsandbox: (.*)\n--- output ---\n",
+    re.DOTALL,
 )
 
 
@@ -47,7 +48,8 @@ async def client(project: Path) -> AsyncIterator[Client]:
     params = StdioServerParameters(
         command=sys.executable,
         args=["-m", "turnout.tools.tests", "--root", str(project)],
-        env={"TURNOUT_TEST_API_KEY": "sekrit", "TURNOUT_TEST_VISIBLE": "shown"},
+        env={"TURNOUT_TEST_API_KEY": "sekrit", "TURNOUT_TEST_VISIBLE": "hidden", "LANG": "C.UTF-8",
+             "PYTHON_API_TOKEN": "sekrit2"},
     )
     async with Client(params) as connected:
         yield connected
@@ -112,31 +114,54 @@ async def test_a_failing_suite_is_a_normal_result_with_exit_code_one(
     assert "FAILED test_broken.py::test_add" in output
 
 
-async def test_a_command_that_never_ends_is_killed_with_its_children(
-    client: Client, project: Path
-) -> None:
-    command = "sh -c 'sleep 100 & echo $! > child.pid; echo $$ > shell.pid; wait'"
+def processes_running(argv: list[str]) -> list[int]:
+    """Host pids of live (not zombie) processes whose command line is `argv`: commands in a
+    sandbox have pids of their own, so the test finds them by what they run instead."""
+    wanted = "\0".join(argv) + "\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            pid = int(entry.name) if entry.name.isdigit() else 0
+            if pid and (entry / "cmdline").read_text() == wanted and not process_is_gone(pid):
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+async def test_a_command_that_never_ends_is_killed_with_its_children(client: Client) -> None:
+    # A shell that waits on a background child; both outlive the 2 s timeout unless killed.
+    sleeper = ["sleep", "4321"]
+    command = "sh -c 'sleep 4321 & wait'"
+    seen: list[int] = []
+    outcome: list[tuple[int, bool, str, str]] = []
+
+    async def call() -> None:
+        outcome.append(await run_tests(client, command=command, timeout_seconds=2))
+
     started = time.monotonic()
-    exit_code, timed_out, summary, output = await run_tests(
-        client, command=command, timeout_seconds=2
-    )
+    async with anyio.create_task_group() as group:
+        group.start_soon(call)
+        while not seen and not outcome:
+            seen = processes_running(sleeper)
+            await anyio.sleep(0.05)
     assert time.monotonic() - started < 15
+    assert seen, "the background child never started"
+    exit_code, timed_out, summary, output = outcome[0]
     assert (exit_code, timed_out, summary) == (-1, True, "")
     assert "timed out after 2 s" in output
-    pids = [int((project / name).read_text()) for name in ("child.pid", "shell.pid")]
     deadline = time.monotonic() + 5
-    while not all(process_is_gone(pid) for pid in pids) and time.monotonic() < deadline:
+    while processes_running(sleeper) and time.monotonic() < deadline:
         await anyio.sleep(0.05)
-    assert all(process_is_gone(pid) for pid in pids)
+    assert processes_running(sleeper) == []
 
 
-async def test_secret_variables_are_hidden_from_the_command_but_others_pass(
-    client: Client,
-) -> None:
+async def test_only_allowlisted_variables_reach_the_command(client: Client) -> None:
     exit_code, _, _, output = await run_tests(client, command="env; echo PATH=$PATH")
     assert exit_code == 0
-    assert "TURNOUT_TEST_VISIBLE=shown" in output
-    assert "sekrit" not in output
+    assert "LANG=C.UTF-8" in output
+    assert "TURNOUT_TEST_VISIBLE" not in output  # not on the allowlist
+    assert "sekrit" not in output  # an allowed prefix (PYTHON) that looks secret is dropped too
     assert "TURNOUT_TEST_API_KEY" not in output
     path_line = [line for line in output.splitlines() if line.startswith("PATH=")][-1]
     assert path_line.removeprefix("PATH=").split(os.pathsep)[0] == os.path.dirname(sys.executable)

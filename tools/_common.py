@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import os
+import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, TextContent
 
 # Directories that are never worth listing or searching: VCS data, environments, caches.
 SKIP_DIRS = frozenset(
@@ -20,6 +25,108 @@ SKIP_DIRS = frozenset(
 
 # How much of a file is sniffed for a NUL byte to call it binary (git uses the same idea).
 BINARY_SNIFF_BYTES = 8192
+
+
+# The longest path a tool takes: Linux's PATH_MAX; a longer one cannot name a file anyway.
+MAX_PATH_CHARS = 4096
+# One name in a path: NAME_MAX bytes on Linux and macOS.
+MAX_NAME_BYTES = 255
+# The most text any one argument may carry: a file the edit tools would still load.
+MAX_ARGUMENT_CHARS = 8 * 2**20
+# Tighter limits for arguments that name things rather than carry content.
+ARGUMENT_LIMITS = {
+    "path": MAX_PATH_CHARS,
+    "pattern": MAX_PATH_CHARS,
+    "test": MAX_PATH_CHARS,
+    "query": 10_000,
+    "command": 100_000,
+}
+# An error message is for a model to read: a runaway one is cut.
+MAX_ERROR_CHARS = 4000
+
+# A file name that is not UTF-8 arrives from os.listdir with each bad byte as a lone surrogate
+# (U+DC80..U+DCFF, Python's surrogateescape), which no JSON reply can carry.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+_OTHER_SURROGATE = re.compile("[\ud800-\udfff]")
+_BYTE_ESCAPE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
+
+logger = logging.getLogger("turnout.tools")
+
+
+def show_name(text: str) -> str:
+    """`text` made safe to send: each byte of a name that was not UTF-8 is written `\\xNN`
+    (so `caf\\xe9.py` names the Latin-1 file b"caf\\xe9.py"), any other lone surrogate
+    `\\uXXXX`. Every tool accepts the `\\xNN` form back (see `confine`)."""
+    text = _ESCAPED_BYTE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", text)
+    return _OTHER_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def unescape_name(text: str) -> str:
+    """The inverse of `show_name` for bytes: `\\xNN` (NN from 80 to ff) back to the byte."""
+    return _BYTE_ESCAPE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), text)
+
+
+def argument_size(value: Any) -> int:
+    """Roughly how many characters an argument holds, nested values included."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(len(str(key)) + argument_size(item) + 2 for key, item in value.items())
+    if isinstance(value, list):
+        return sum(argument_size(item) + 1 for item in value)
+    return 8
+
+
+def check_argument_sizes(tool: str, arguments: dict[str, Any]) -> None:
+    """Refuse an oversize argument before any work: a clear message, not a slow failure."""
+    for key, value in arguments.items():
+        limit = ARGUMENT_LIMITS.get(key, MAX_ARGUMENT_CHARS)
+        size = argument_size(value)
+        if size > limit:
+            raise ToolError(
+                f"{tool}: the argument {show_name(key)[:100]!r} is {size:,} characters long; "
+                f"the limit is {limit:,}. Give a shorter value (a path relative to the root, a "
+                "narrower query, or the edit in smaller parts)"
+            )
+
+
+class ToolServer(MCPServer):
+    """An MCPServer whose every reply can be sent: oversize arguments are refused up front,
+    text is made JSON-safe (`show_name`), and a failure the tool did not foresee becomes an
+    error result that names it, instead of a bare "Error executing tool" or a reply that
+    cannot be serialised (which would kill the connection and leave the caller waiting)."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            check_argument_sizes(name, arguments)
+            result = await super().call_tool(name, arguments, context)
+        except UnexpectedToolError as exc:
+            cause = exc.__cause__ or exc
+            logger.error("tool %r failed unexpectedly", name, exc_info=cause)
+            detail = f"{type(cause).__name__}: {cause}"
+            raise ToolError(
+                _short(f"{exc}: internal error, {detail} (a bug in turnout's server: report it)")
+            ) from None
+        except ToolError as exc:
+            raise ToolError(_short(str(exc))) from None
+        if isinstance(result, CallToolResult):
+            result = result.model_copy(
+                update={
+                    "content": [
+                        block.model_copy(update={"text": show_name(block.text)})
+                        if isinstance(block, TextContent) else block
+                        for block in result.content
+                    ]
+                }
+            )
+        return result
+
+
+def _short(message: str) -> str:
+    message = show_name(message)
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[:MAX_ERROR_CHARS] + f" ... ({len(message) - MAX_ERROR_CHARS} more characters)"
+    return message
 
 
 def _read_umask() -> int:
@@ -62,10 +169,31 @@ def confine(root: Path, path: str) -> Path:
     """
     if "\0" in path:
         raise ToolError(f"path {path!r} contains a NUL byte; give a plain relative path")
-    candidate = Path(path)
-    if not candidate.is_absolute():
-        candidate = root / candidate
-    resolved = candidate.resolve()
+    if len(path) > MAX_PATH_CHARS:
+        raise ToolError(
+            f"the path is {len(path):,} characters long; no file has a path over "
+            f"{MAX_PATH_CHARS:,}: give a path relative to the root"
+        )
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError as exc:
+        raise ToolError(
+            f"path {show_name(path)!r} holds {show_name(exc.object[exc.start:exc.end])!r}, which no "
+            "file name can: give the name as list_files shows it"
+        ) from None
+    candidate = root / path  # an absolute path stays as it is
+    if "\\x" in path and not os.path.lexists(candidate):
+        candidate = root / unescape_name(path)  # a name as show_name wrote it
+    for part in candidate.parts:
+        if len(os.fsencode(part)) > MAX_NAME_BYTES:
+            raise ToolError(
+                f"a name in the path is {len(os.fsencode(part)):,} bytes long; file systems "
+                f"allow {MAX_NAME_BYTES}: give the path of an existing file"
+            )
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on older Pythons
+        raise ToolError(f"path {path!r} cannot be resolved: {exc}") from None
     if not resolved.is_relative_to(root):
         raise ToolError(
             f"path {path!r} is outside the repository root {root}; "
@@ -74,10 +202,45 @@ def confine(root: Path, path: str) -> Path:
     return resolved
 
 
+def confine_writable(root: Path, path: str) -> Path:
+    """`confine`, and refuse git's own files: any `.git` along the path (a repository's data,
+    or a `.git` file, which redirects git to another repository) and whatever the root's
+    `.git` link or `gitdir:` file leads to. Git's config names programs git runs, so a write
+    there would turn the read-only git tools into a way to run code."""
+    resolved = confine(root, path)
+    parts = [*Path(path).parts, *resolved.relative_to(root).parts]
+    inside_git = any(part.casefold() == ".git" for part in parts)
+    inside_git = inside_git or any(resolved.is_relative_to(place) for place in git_places(root))
+    if inside_git:
+        raise ToolError(
+            f"{path!r} is inside git's own data (.git), which the edit tools never write: its "
+            "config and hooks name programs that git runs; edit files of the working tree only"
+        )
+    return resolved
+
+
+def git_places(root: Path) -> list[Path]:
+    """Where the root's `.git` leads when it is a link or a `gitdir:` file (else nothing)."""
+    dot_git = root / ".git"
+    if dot_git.is_symlink():
+        return [dot_git.resolve()]
+    if not dot_git.is_file():
+        return []
+    try:
+        with dot_git.open("rb") as handle:
+            first = handle.read(4096).decode("utf-8", errors="replace").split("\n", 1)[0]
+    except OSError:
+        return []
+    if not first.startswith("gitdir:"):
+        return []
+    return [(root / first.removeprefix("gitdir:").strip()).resolve()]
+
+
 def relative(root: Path, path: Path) -> str:
-    """`path` relative to `root` in POSIX form, "." for the root itself."""
+    """`path` relative to `root` in POSIX form, "." for the root itself, as tools show it
+    (`show_name`: a name that is not UTF-8 has its bad bytes written `\\xNN`)."""
     rel = path.relative_to(root).as_posix()
-    return rel or "."
+    return show_name(rel) or "."
 
 
 def inside_root(root: Path, path: Path) -> bool:

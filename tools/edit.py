@@ -1,7 +1,8 @@
 """MCP server "edit": change files by search/replace, whole-file write, or unified diff.
 
 Run as `python -m turnout.tools.edit --root PATH`; it speaks MCP over stdio. Every path is
-confined to the root (see `_common.confine`). Writes are atomic (temp file, fsync,
+confined to the root, and nothing is written under `.git` (see `_common.confine_writable`:
+git's config names programs git runs). Writes are atomic (temp file, fsync,
 `os.replace`) and keep the file's mode; `apply_patch` writes all files or none. Every tool
 returns the unified diff of what it changed.
 
@@ -22,12 +23,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from turnout.tools._common import (
+    ToolServer,
     atomic_write,
-    confine,
+    confine_writable,
     is_binary,
     make_arg_parser,
     relative,
@@ -882,7 +883,7 @@ def plan_patch(
     for file_patch in files:
         name = file_patch.new_path or file_patch.old_path
         assert name is not None
-        path = confine(root, name)
+        path = confine_writable(root, name)
         rel = relative(root, path)
         plan = planned.get(path)
         if plan is None:
@@ -950,7 +951,7 @@ def commit(plans: list[PlannedFile]) -> None:
 def replace_once(root: Path, path: str, old: str, new: str, dry_run: bool) -> str:
     """The replace_in_file tool: one forgiving match of `old` (see find_unique), then the diff,
     headed by a note when `old` matched only loosely so the agent and the user both see it."""
-    resolved = confine(root, path)
+    resolved = confine_writable(root, path)
     rel = relative(root, resolved)
     text = read_existing_text(resolved, rel)
     try:
@@ -967,7 +968,7 @@ def replace_once(root: Path, path: str, old: str, new: str, dry_run: bool) -> st
 
 
 def write_whole(root: Path, path: str, content: str, dry_run: bool) -> str:
-    resolved = confine(root, path)
+    resolved = confine_writable(root, path)
     rel = relative(root, resolved)
     old = read_existing_text(resolved, rel) if resolved.exists() else None
     if old == content:
@@ -995,8 +996,8 @@ def patch_files(root: Path, patch: str, dry_run: bool) -> str:
 # ----- server -------------------------------------------------------------------------------
 
 
-def create_server(root: Path) -> MCPServer:
-    server = MCPServer(
+def create_server(root: Path) -> ToolServer:
+    server = ToolServer(
         "edit",
         instructions=(
             f"Edit text files inside the repository root {root}. Every tool returns the "

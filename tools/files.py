@@ -6,17 +6,24 @@ confined to the root (see `_common.confine`); nothing here writes.
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 import re
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from turnout.tools._common import (
     BINARY_SNIFF_BYTES,
     SKIP_DIRS,
+    ToolServer,
     confine,
     inside_root,
     is_binary,
@@ -25,6 +32,8 @@ from turnout.tools._common import (
     resolve_root,
     split_lines,
 )
+from turnout.tools._search import matching_lines
+from turnout.tools.globs import path_matcher
 
 MAX_READ_CHARS = 200_000
 # Files above this are streamed by line instead of loaded whole, and skipped by search.
@@ -35,36 +44,13 @@ MAX_SEARCH_MATCHES = 200
 # A matching line longer than this is cut: minified files would otherwise flood the context.
 MAX_MATCH_LINE_CHARS = 400
 
+# A regular expression runs in a worker process: killed when it reports no progress for this
+# long (one stretch of a few hundred lines), or when the whole search runs this long.
+REGEX_STALL_SECONDS = 1.0
+REGEX_SEARCH_SECONDS = 30.0
+SEARCH_WORKER = Path(__file__).with_name("_search.py")
+
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-
-
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a glob over "/"-separated paths: `**/` spans directories, `*` and `?` do not."""
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
-            body = pattern[i + 1 : end]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
 
 
 def walk_files(root: Path, base: Path) -> Iterator[Path]:
@@ -145,8 +131,81 @@ def read_large(path: Path, rel: str, start_line: int, end_line: int | None, size
     return header + stopped + "\n" + "".join(shown)
 
 
-def create_server(root: Path) -> MCPServer:
-    server = MCPServer(
+def search_in_worker(pattern: str, files: list[tuple[str, str]]) -> list[tuple[str, ...]]:
+    """The events of a regular-expression search run in a worker process (`_search.py`),
+    which is killed when it makes no progress for REGEX_STALL_SECONDS (a pattern that
+    backtracks catastrophically) or runs past REGEX_SEARCH_SECONDS."""
+    request = {
+        "pattern": pattern,
+        "files": files,
+        "max_matches": MAX_SEARCH_MATCHES,
+        "max_line_chars": MAX_MATCH_LINE_CHARS,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-I", "-S", str(SEARCH_WORKER)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    lines: queue.Queue[bytes] = queue.Queue()
+
+    def feed_and_read() -> None:
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write(json.dumps(request).encode("ascii"))
+            process.stdin.close()
+        except OSError:
+            pass  # the worker died; the read below sees its end
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(b"")
+
+    feeder = threading.Thread(target=feed_and_read, daemon=True)
+    feeder.start()
+    events: list[tuple[str, ...]] = []
+    deadline = time.monotonic() + REGEX_SEARCH_SECONDS
+    where = "the first file"
+    try:
+        while True:
+            wait = min(REGEX_STALL_SECONDS, deadline - time.monotonic())
+            try:
+                line = lines.get(timeout=max(wait, 0))
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise ToolError(
+                        f"the search ran past {REGEX_SEARCH_SECONDS:g}s and was stopped; narrow "
+                        "the path or simplify the regular expression"
+                    ) from None
+                raise ToolError(
+                    f"the regular expression {pattern[:200]!r} spent over "
+                    f"{REGEX_STALL_SECONDS:g}s in {where} without finishing and was stopped: it "
+                    "backtracks catastrophically (nested repeats such as (a+)+ do). Simplify it "
+                    "(a+ instead of (a+)+), anchor it, or pass regex=false to search for "
+                    "literal text"
+                ) from None
+            if not line:
+                raise ToolError("the search worker ended without an answer; search again")
+            event = tuple(json.loads(line))
+            if event[0] == "error":
+                raise ToolError(str(event[1]))
+            if event[0] == "progress":
+                where = event[1] if event[2] == "0" else f"{event[1]} after line {event[2]}"
+                continue
+            events.append(event)
+            if event[0] == "done":
+                return events
+    finally:
+        process.kill()
+        process.wait()
+        feeder.join(timeout=5)  # the killed worker's pipe ends, and with it the reading
+        with suppress(OSError):  # a worker that died mid-request leaves a broken pipe
+            process.stdin.close()
+        process.stdout.close()
+
+
+def create_server(root: Path) -> ToolServer:
+    server = ToolServer(
         "files",
         instructions=f"Read, list and search files inside the repository root {root}.",
     )
@@ -224,12 +283,13 @@ def create_server(root: Path) -> MCPServer:
         Skips .git, .venv, venv, __pycache__, .turnout, node_modules and .pytest_cache.
         """
         base = existing(path)
-        matcher = glob_to_regex(pattern)
-        match_name = "/" not in pattern
+        try:
+            matches = path_matcher(pattern)
+        except re.error as exc:  # a set the glob cannot express, such as [z-a]
+            raise ToolError(f"invalid glob pattern {pattern!r}: {exc}; fix the [...] set") from None
         found: list[str] = []
         for file in walk_files(root, base):
-            target = file.name if match_name else file.relative_to(base).as_posix()
-            if base.is_file() or matcher.match(target):
+            if base.is_file() or matches(file.relative_to(base).as_posix()):
                 found.append(relative(root, file))
         found.sort()
         if not found:
@@ -258,8 +318,7 @@ def create_server(root: Path) -> MCPServer:
                 "to search for the literal text"
             ) from None
 
-        matches: list[str] = []
-        stopped = False
+        files: list[tuple[str, str]] = []
         too_large: list[str] = []
         for file in walk_files(root, base):
             try:
@@ -269,20 +328,17 @@ def create_server(root: Path) -> MCPServer:
                 if file.stat().st_size > MAX_WHOLE_READ_BYTES:
                     too_large.append(relative(root, file))
                     continue
-                text, _ = read_text(file)
-            except (ToolError, OSError):
+            except OSError:
                 continue
-            for number, line in enumerate(text.split("\n"), start=1):
-                if compiled.search(line):
-                    line = line.rstrip("\r")
-                    if len(line) > MAX_MATCH_LINE_CHARS:
-                        line = line[:MAX_MATCH_LINE_CHARS] + " ..."
-                    if len(matches) == MAX_SEARCH_MATCHES:
-                        stopped = True
-                        break
-                    matches.append(f"{relative(root, file)}:{number}: {line}")
-            if stopped:
-                break
+            files.append((relative(root, file), str(file)))
+        if regex:
+            events = search_in_worker(query, files)
+        else:
+            events = list(
+                matching_lines(compiled, files, MAX_SEARCH_MATCHES, MAX_MATCH_LINE_CHARS)
+            )
+        matches = [event[1] for event in events if event[0] == "match"]
+        stopped = ("done", "stopped") in events
         skipped = ""
         if too_large:
             listed = ", ".join(too_large[:5]) + (" ..." if len(too_large) > 5 else "")

@@ -5,9 +5,21 @@ command line with a timeout (the whole process group is killed when it runs out)
 inside the root: the root must hold the repository itself (git does not look above it), paths
 are confined like every other server's, and revisions cannot pass as options.
 
-A repository is untrusted input. Its `.git/config` can name programs that git runs on its own
-(`core.fsmonitor` on status, `diff.external` and textconv drivers on diff, a pager), so every
-call turns those off on the command line, which wins over the repository's config.
+A repository is untrusted input. Its config can name programs that git runs on its own:
+`core.fsmonitor` on status; clean filters (a `.gitattributes` `filter=NAME` with `[filter
+"NAME"] clean = ...`) on status and diff; `diff.external`, external diff and textconv drivers on
+diff and show; `gpg.program` when `log.showSignature` is on; a pager; hooks; a transport (`ext::`)
+when git lazily fetches a missing object of a partial clone; and a submodule's own config. Every
+call overrides those settings in git's command scope, which wins over every config file: the
+fixed ones in SAFE_CONFIG, and the filter drivers by name, read from the config just before the
+call (a filter cannot be switched off as a whole, only driver by driver). Network transports
+are refused through GIT_ALLOW_PROTOCOL, which a repository's `protocol.<name>.allow` cannot beat,
+and submodules are ignored.
+
+Git is also pinned to the root: `--git-dir` and `--work-tree` are given on every call, after
+checking that the repository lives inside the root. A `.git` file or symlink that sends git to
+another repository, a `commondir` or object alternates outside the root, and a `core.worktree`
+naming another directory are refused with an error that says so.
 """
 
 from __future__ import annotations
@@ -18,10 +30,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from turnout.tools._common import confine, make_arg_parser, relative, resolve_root
+from turnout.tools._common import ToolServer, confine, make_arg_parser, resolve_root
 
 GIT_TIMEOUT_SECONDS = 30
 MAX_OUTPUT_CHARS = 100_000
@@ -31,18 +42,30 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 # Settings that make git run programs named by the repository, switched off on every call.
 SAFE_CONFIG = (
-    "core.fsmonitor=false",
-    "core.pager=cat",
-    "core.hooksPath=/dev/null",
-    "diff.external=",
-    "color.ui=false",
-    "protocol.allow=never",
+    ("core.fsmonitor", "false"),
+    ("core.pager", "cat"),
+    ("core.hooksPath", "/dev/null"),
+    ("diff.external", ""),
+    ("log.showSignature", "false"),  # verifying a signature runs gpg.program
+    ("diff.ignoreSubmodules", "all"),  # a submodule has its own config, filters included
+    ("status.submoduleSummary", "false"),
+    ("submodule.recurse", "false"),
+    ("color.ui", "false"),
+    ("protocol.allow", "never"),
 )
+# What blanks one filter driver: with no command left, git passes the content through.
+FILTER_SETTINGS = (("clean", ""), ("smudge", ""), ("process", ""), ("required", "false"))
+# A filter driver's name as `git config --list` spells its keys: filter.NAME.VARIABLE.
+_FILTER_KEY = re.compile(r"filter\.(.+)\.[A-Za-z0-9-]+", re.DOTALL)
+# Bytes of a `.git` file read to find its `gitdir:` line; a real one is one short line.
+MAX_GITFILE_BYTES = 4096
 # A revision: a name, a hash, HEAD~2, main^, v1.0..v2.0, stash@{0}; never an option.
 _REVISION = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./~^@{}:+-]{0,199}")
 
 
-def git_environment(root: Path) -> dict[str, str]:
+def git_environment(root: Path, config: list[tuple[str, str]] | None = None) -> dict[str, str]:
+    """The environment git runs in: the server's, without GIT_* variables, with `config`
+    passed in git's command scope (GIT_CONFIG_COUNT, safe for any driver name, unlike -c)."""
     env = {
         name: value
         for name, value in os.environ.items()
@@ -53,23 +76,119 @@ def git_environment(root: Path) -> dict[str, str]:
         GIT_TERMINAL_PROMPT="0",
         GIT_OPTIONAL_LOCKS="0",  # status must not write .git/index behind a user's back
         GIT_CONFIG_NOSYSTEM="1",
+        # An allow list that names no protocol: no transport at all, whatever the repository's
+        # protocol.<name>.allow says (a partial clone would fetch a missing object through one).
+        GIT_ALLOW_PROTOCOL="none",
         GIT_PAGER="cat",
         LC_ALL="C",
     )
+    for index, (key, value) in enumerate(config or []):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    env["GIT_CONFIG_COUNT"] = str(len(config or []))
     return env
 
 
+def _refuse_outside(root: Path, what: str, target: Path, fix: str) -> None:
+    if not target.is_relative_to(root):
+        raise ToolError(
+            f"{what} points git at {target}, outside the root {root}; the git server reads only "
+            f"a repository kept inside the root, so it refuses this one ({fix})"
+        )
+
+
+def _read_small(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(MAX_GITFILE_BYTES).decode("utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise ToolError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def find_git_dir(root: Path) -> Path:
+    """The repository's git directory, checked to lie inside the root with everything git
+    reads through it (a linked worktree's `commondir`, object alternates); else a ToolError."""
+    dot_git = root / ".git"
+    if not os.path.lexists(dot_git):
+        raise ToolError("the root is not a git repository (git init creates one)")
+    fix = "run turnout on the main checkout of that repository"
+    if dot_git.is_file() and not dot_git.is_symlink():
+        first = _read_small(dot_git).split("\n", 1)[0].strip()
+        if not first.startswith("gitdir:"):
+            raise ToolError(f"{dot_git} is a file without a 'gitdir:' line; it is not a repository")
+        git_dir = (root / first.removeprefix("gitdir:").strip()).resolve()
+        _refuse_outside(root, f"the .git file ({first!r})", git_dir, fix)
+    else:
+        git_dir = dot_git.resolve()
+        _refuse_outside(root, ".git (a symbolic link)", git_dir, fix)
+    common = git_dir
+    if (git_dir / "commondir").is_file():
+        named = _read_small(git_dir / "commondir").strip()
+        common = (git_dir / named).resolve()
+        _refuse_outside(root, f"{git_dir}/commondir ({named!r})", common, fix)
+    objects = (common / "objects").resolve()
+    _refuse_outside(root, "the object directory", objects, fix)
+    alternates = objects / "info" / "alternates"
+    if alternates.is_file():
+        for line in _read_small(alternates).splitlines():
+            if line.strip() and not line.startswith("#"):
+                _refuse_outside(
+                    root, f"{alternates} ({line.strip()!r})", (objects / line.strip()).resolve(),
+                    "git repack -a -d, then deleting that file, makes the repository self-contained",
+                )
+    return git_dir
+
+
+def repository_config(root: Path, git_dir: Path) -> list[tuple[str, str]]:
+    """Every (key, value) of the config git would read for this repository, in order; reading
+    it runs nothing."""
+    command = ["git", "--git-dir", str(git_dir), "config", "--list", "-z"]
+    data = _run(root, command, git_environment(root), GIT_TIMEOUT_SECONDS, "config")
+    entries: list[tuple[str, str]] = []
+    for entry in data.decode("utf-8", errors="surrogateescape").split("\0"):
+        if entry:
+            key, _, value = entry.partition("\n")
+            entries.append((key, value))
+    return entries
+
+
+def safe_config(root: Path, git_dir: Path) -> list[tuple[str, str]]:
+    """SAFE_CONFIG plus every filter driver the config names, blanked; refuses a
+    `core.worktree` that is not the root."""
+    settings = list(SAFE_CONFIG)
+    drivers: list[str] = []
+    worktree: str | None = None
+    for key, value in repository_config(root, git_dir):
+        if key == "core.worktree":
+            worktree = value
+        elif (match := _FILTER_KEY.fullmatch(key)) and match.group(1) not in drivers:
+            drivers.append(match.group(1))
+    if worktree is not None and (git_dir / worktree).resolve() != root:
+        raise ToolError(
+            f"the repository's core.worktree is {worktree!r}, so git would read the files of "
+            f"{(git_dir / worktree).resolve()} instead of the root {root}; the git server "
+            "refuses it (git config --unset core.worktree removes the setting)"
+        )
+    for driver in drivers:
+        settings += [(f"filter.{driver}.{name}", value) for name, value in FILTER_SETTINGS]
+    return settings
+
+
 def run_git(root: Path, args: list[str], timeout: float = GIT_TIMEOUT_SECONDS) -> str:
-    """Run `git ARGS` in the root; return stdout, or raise a ToolError with git's message."""
-    command = ["git", "--no-pager"]
-    for setting in SAFE_CONFIG:
-        command += ["-c", setting]
-    command += args
+    """Run `git ARGS` on the repository at the root, with every program it could run switched
+    off; return stdout, or raise a ToolError with git's message."""
+    git_dir = find_git_dir(root)
+    env = git_environment(root, safe_config(root, git_dir))
+    command = ["git", "--no-pager", "--git-dir", str(git_dir), "--work-tree", str(root), *args]
+    return truncated(_run(root, command, env, timeout, args[0]).decode("utf-8", errors="replace"))
+
+
+def _run(root: Path, command: list[str], env: dict[str, str], timeout: float, what: str) -> bytes:
     try:
         process = subprocess.Popen(
             command,
             cwd=root,
-            env=git_environment(root),
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -85,13 +204,16 @@ def run_git(root: Path, args: list[str], timeout: float = GIT_TIMEOUT_SECONDS) -
         except (ProcessLookupError, PermissionError):
             pass
         process.communicate()
-        raise ToolError(f"git {args[0]} did not finish within {timeout:g}s and was stopped") from None
-    text = out.decode("utf-8", errors="replace")
+        raise ToolError(f"git {what} did not finish within {timeout:g}s and was stopped") from None
     if process.returncode != 0:
         message = err.decode("utf-8", errors="replace").strip() or f"exit code {process.returncode}"
         if "not a git repository" in message:
             message = "the root is not a git repository (git init creates one)"
-        raise ToolError(f"git {args[0]} failed: {message}")
+        raise ToolError(f"git {what} failed: {message}")
+    return out
+
+
+def truncated(text: str) -> str:
     if len(text) > MAX_OUTPUT_CHARS:
         cut = len(text) - MAX_OUTPUT_CHARS
         text = text[:MAX_OUTPUT_CHARS] + f"\n... ({cut} more characters not shown; narrow the path)"
@@ -111,11 +233,12 @@ def pathspec(root: Path, path: str | None) -> list[str]:
     """The `-- path` part of a command, confined to the root; the whole root by default."""
     if path is None or path in ("", "."):
         return ["--", "."]
-    return ["--", relative(root, confine(root, path))]
+    # git takes the name as it is on disk, not as the tools show it (see relative).
+    return ["--", confine(root, path).relative_to(root).as_posix() or "."]
 
 
-def create_server(root: Path) -> MCPServer:
-    server = MCPServer(
+def create_server(root: Path) -> ToolServer:
+    server = ToolServer(
         "git",
         instructions=f"Read the git status, diffs and history of the repository at {root}.",
     )
@@ -123,7 +246,8 @@ def create_server(root: Path) -> MCPServer:
     @server.tool(annotations=READ_ONLY, structured_output=False)
     def git_status() -> str:
         """Show the branch and the changed, staged and untracked files (git status --short)."""
-        text = run_git(root, ["status", "--short", "--branch", "--untracked-files=all", "--", "."])
+        args = ["status", "--short", "--branch", "--untracked-files=all", "--ignore-submodules=all"]
+        text = run_git(root, [*args, "--", "."])
         return text or "(clean)"
 
     @server.tool(annotations=READ_ONLY, structured_output=False)
@@ -131,7 +255,7 @@ def create_server(root: Path) -> MCPServer:
         """Show changes as a unified diff: the working tree against the index (default), the
         index against HEAD (staged=true), or the working tree against `base` (a revision).
         """
-        args = ["diff", "--no-ext-diff", "--no-textconv", "--no-color"]
+        args = ["diff", "--no-ext-diff", "--no-textconv", "--no-color", "--ignore-submodules=all"]
         if staged:
             args.append("--cached")
         if base is not None:
@@ -153,7 +277,8 @@ def create_server(root: Path) -> MCPServer:
     @server.tool(annotations=READ_ONLY, structured_output=False)
     def git_show(revision_name: str = "HEAD", path: str | None = None) -> str:
         """Show one commit: its message and its diff (limited to `path` if given)."""
-        args = ["show", "--no-ext-diff", "--no-textconv", "--no-color", "--format=fuller"]
+        args = ["show", "--no-ext-diff", "--no-textconv", "--no-color", "--ignore-submodules=all"]
+        args.append("--format=fuller")
         args.append(revision(revision_name, "revision_name"))
         return run_git(root, args + pathspec(root, path))
 

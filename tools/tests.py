@@ -3,9 +3,11 @@
 Run as `python -m turnout.tools.tests --root PATH [--test-command CMD]`; it speaks MCP over
 stdio. The command runs in its own process group, which is killed as a whole on timeout (and
 cleared of stragglers when the command ends); on Linux the server is a child subreaper, so
-descendants that left the group (setsid, daemons) are found and killed too. Variables that look
-secret are dropped from its environment; long output keeps its head and tail; pytest's summary
-line is parsed out. One command runs at a time.
+descendants that left the group (setsid, daemons) are found and killed too. Every command runs
+in the sandbox of `tools/sandbox.py` (bubblewrap: the file system read-only but the root, a
+private /tmp, no network) when the machine has one, `--sandbox` chooses, and each result says
+which is active; a command gets only an allowlist of the environment. Long output keeps its head
+and tail; pytest's summary line is parsed out. One command runs at a time.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from collections import deque
 from pathlib import Path
 from typing import IO
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from turnout.tools._common import make_arg_parser, resolve_root
+from turnout.tools._common import ToolServer, make_arg_parser, resolve_root
+from turnout.tools.sandbox import SANDBOX_MODES, Sandbox, choose_sandbox, command_environment
 
 HEAD_LINES = 50
 TAIL_LINES = 150
@@ -39,8 +41,6 @@ DRAIN_SECONDS = 5.0
 
 # prctl(2) option: orphaned descendants re-parent to this process instead of init.
 PR_SET_CHILD_SUBREAPER = 36
-
-SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL")
 
 _SUMMARY = re.compile(
     r"^=*\s*("
@@ -59,18 +59,6 @@ RUNS_COMMANDS = ToolAnnotations(read_only_hint=False, destructive_hint=True, ope
 
 def default_test_command() -> str:
     return f"{shlex.quote(sys.executable)} -m pytest -q"
-
-
-def scrubbed_environment() -> dict[str, str]:
-    """The server's environment minus secret-looking variables, with this Python first on PATH."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if not any(marker in name.upper() for marker in SECRET_MARKERS)
-    }
-    bin_dir = os.path.dirname(sys.executable)
-    env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH", "")) if p)
-    return env
 
 
 def parse_summary(lines: list[str]) -> str:
@@ -186,13 +174,16 @@ def wait_unreaped(pid: int, timeout: float) -> bool:
         time.sleep(0.02)
 
 
-def run_command(command: str, cwd: Path, timeout: float) -> tuple[int, bool, list[str]]:
-    """Run `command` through the shell; return (exit code, timed out, kept output lines)."""
+def run_command(
+    command: str, cwd: Path, timeout: float, sandbox: Sandbox, writable: tuple[Path, ...] = ()
+) -> tuple[int, bool, list[str]]:
+    """Run `command` through the shell in `sandbox`, with `cwd` (the root) and `writable`
+    writable; return (exit code, timed out, kept output lines)."""
     try:
         process = subprocess.Popen(
-            ["/bin/sh", "-c", command],
+            sandbox.wrap(["/bin/sh", "-c", command], cwd, writable),
             cwd=cwd,
-            env=scrubbed_environment(),
+            env=command_environment(),
             # stdin and stdout of this server carry the MCP protocol: the command gets neither.
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -221,7 +212,23 @@ def run_command(command: str, cwd: Path, timeout: float) -> tuple[int, bool, lis
     return (exit_code if exited else -1), not exited, keeper.lines()
 
 
-def format_result(exit_code: int, timed_out: bool, lines: list[str], timeout: float) -> str:
+def command_text(value: str, what: str) -> str:
+    """`value` if it can be a command line: no NUL byte, nothing a file system cannot encode."""
+    if "\0" in value:
+        raise ToolError(f"{what} contains a NUL byte, which no command line can hold; remove it")
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError as exc:
+        raise ToolError(
+            f"{what} holds {exc.object[exc.start:exc.end]!a}, a lone surrogate no command "
+            "line can hold; remove it"
+        ) from None
+    return value
+
+
+def format_result(
+    exit_code: int, timed_out: bool, lines: list[str], timeout: float, sandbox: Sandbox
+) -> str:
     if timed_out:
         lines = lines + [
             f"... timed out after {timeout:g} s: the command and its child processes were killed"
@@ -231,16 +238,19 @@ def format_result(exit_code: int, timed_out: bool, lines: list[str], timeout: fl
             f"exit_code: {exit_code}",
             f"timed_out: {'true' if timed_out else 'false'}",
             f"summary: {parse_summary(lines)}",
+            f"sandbox: {sandbox.describe()}",
             "--- output ---",
             *lines,
         ]
     )
 
 
-def create_server(root: Path, test_command: str) -> MCPServer:
-    server = MCPServer(
+def create_server(root: Path, test_command: str, sandbox: Sandbox | None = None) -> ToolServer:
+    sandbox = sandbox or choose_sandbox("auto")
+    server = ToolServer(
         "tests",
-        instructions=f"Run the test suite (default command: {test_command}) in {root}.",
+        instructions=f"Run the test suite (default command: {test_command}) in {root}. "
+        f"Commands run in sandbox: {sandbox.describe()}.",
     )
 
     one_at_a_time = threading.Lock()
@@ -255,6 +265,8 @@ def create_server(root: Path, test_command: str) -> MCPServer:
         """
         if command is not None and not command.strip():
             raise ToolError("command is empty; omit it to run the default test command")
+        if command is not None:
+            command_text(command, "command")
         if not 1 <= timeout_seconds <= MAX_TIMEOUT_SECONDS:
             raise ToolError(
                 f"timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS}, "
@@ -262,8 +274,10 @@ def create_server(root: Path, test_command: str) -> MCPServer:
             )
         # One command at a time: the sweep for orphans after a command kills every child.
         with one_at_a_time:
-            exit_code, timed_out, lines = run_command(command or test_command, root, timeout_seconds)
-        return format_result(exit_code, timed_out, lines, timeout_seconds)
+            exit_code, timed_out, lines = run_command(
+                command or test_command, root, timeout_seconds, sandbox
+            )
+        return format_result(exit_code, timed_out, lines, timeout_seconds, sandbox)
 
     @server.tool(annotations=RUNS_COMMANDS, structured_output=False)
     def trace_test(test: str, timeout_seconds: int = 120) -> str:
@@ -274,6 +288,7 @@ def create_server(root: Path, test_command: str) -> MCPServer:
         """
         if not test.strip() or test.startswith("-"):
             raise ToolError("test must be a pytest node id such as tests/test_x.py::test_name")
+        command_text(test, "test")
         if not 1 <= timeout_seconds <= MAX_TIMEOUT_SECONDS:
             raise ToolError(
                 f"timeout_seconds must be between 1 and {MAX_TIMEOUT_SECONDS}, got {timeout_seconds}"
@@ -281,7 +296,10 @@ def create_server(root: Path, test_command: str) -> MCPServer:
         with tempfile.TemporaryDirectory(prefix="turnout-trace-") as tmp, one_at_a_time:
             out = Path(tmp) / "trace.txt"
             command = " ".join(shlex.quote(a) for a in (sys.executable, str(TRACE_RUNNER), str(out), test))
-            exit_code, timed_out, lines = run_command(command, root, timeout_seconds)
+            # The trace file's folder is the one place outside the root the command may write.
+            exit_code, timed_out, lines = run_command(
+                command, root, timeout_seconds, sandbox, writable=(Path(tmp),)
+            )
             trace = out.read_text(encoding="utf-8") if out.exists() else ""
         if timed_out:
             raise ToolError(f"the traced test did not finish in {timeout_seconds} s")
@@ -300,9 +318,20 @@ def main() -> None:
         default=default_test_command(),
         help="shell command run_tests runs by default (default: this Python's pytest -q)",
     )
+    parser.add_argument(
+        "--sandbox",
+        choices=SANDBOX_MODES,
+        default="auto",
+        help="where commands run: bwrap (bubblewrap, or refuse to start), none (unprotected), "
+        "auto (bubblewrap when it works here; the default)",
+    )
     args = parser.parse_args()
+    try:
+        sandbox = choose_sandbox(args.sandbox)
+    except ValueError as exc:
+        parser.error(str(exc))
     become_subreaper()
-    create_server(resolve_root(args.root), args.test_command).run()
+    create_server(resolve_root(args.root), args.test_command, sandbox).run()
 
 
 if __name__ == "__main__":

@@ -40,11 +40,16 @@ def short_repr(value: Any) -> str:
     return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."
 
 
-def is_test_path(rel: str) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    parts = rel.split("/")[:-1]
+TEST_FOLDERS = frozenset({"tests", "test", "testing"})
+
+
+def is_test_file(rel: str) -> bool:
+    """`turnout.agent.testrun.is_test_file`, copied: this script runs where turnout cannot be
+    imported. tests/test_test_files.py checks that the two agree."""
+    parts = rel.split("/")
+    name = parts[-1]
     return (name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py"
-            or any(p in {"tests", "test", "testing"} for p in parts))
+            or any(part in TEST_FOLDERS for part in parts[:-1]))
 
 
 def snapshot(frame: FrameType) -> dict[str, str]:
@@ -79,7 +84,7 @@ class Tracer:
                     rel = path.resolve().relative_to(self.root).as_posix()
                 except ValueError:
                     rel = None
-            if rel is not None and (is_test_path(rel) or not rel.endswith(".py")):
+            if rel is not None and (is_test_file(rel) or not rel.endswith(".py")):
                 rel = None
             self._files[filename] = rel
         return self._files[filename]

@@ -2,9 +2,10 @@
 
     python tests/servers/misbehaving.py [--hang-at-start] [--http PORT]
 
-Tools: `echo` and `pid` behave; `crash` kills the server in the middle of the call; `hang`
-never answers; `flood` answers with megabytes; `read_note` swaps its own definition for one
-carrying a hidden instruction after its first call (a "rug pull"). `--hang-at-start` never
+Tools: `echo` and `pid` behave; `crash` kills the server in the middle of the call;
+`undeliverable` leaves it alive but mute; `hang` never answers; `flood` answers with megabytes;
+`read_note` swaps its own definition for one carrying a hidden instruction after its first
+call (a "rug pull"). `--hang-at-start` never
 answers the handshake; `--http PORT` serves streamable HTTP on 127.0.0.1 instead of stdio.
 """
 
@@ -40,6 +41,12 @@ def create_server() -> MCPServer:
     def crash() -> str:
         """Exit the process in the middle of the call, as a segfault would."""
         os._exit(3)
+
+    @server.tool(structured_output=False)
+    def undeliverable() -> str:
+        """Answer with text JSON cannot carry (a lone surrogate, as a non-UTF-8 file name
+        gives): the SDK's writer dies on it and the process lives on, answering nothing."""
+        return "caf\udce9.py"
 
     @server.tool(structured_output=False)
     def hang() -> str:
