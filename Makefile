@@ -6,14 +6,20 @@ PY     := $(VENV)/bin/python
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test test-servers lint clean
+.PHONY: install sandbox demo test test-servers test-postgres lint clean
 
 # Third-party MCP servers the interop tests drive: the reference npm servers, pinned, installed
 # with this machine's Node.js into build/npm (mcp-server-git comes from PyPI as a dev extra).
 NPM_DIR     := build/npm
 NPM_SERVERS := @modelcontextprotocol/server-filesystem@2026.8.31 @modelcontextprotocol/server-everything@2026.8.31
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed sandbox
+
+# The tests server runs every command under bubblewrap when it works here (tools/sandbox.py);
+# as root on a machine without it, it is installed here, else turnout runs commands unsandboxed.
+sandbox:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q bubblewrap; } || \
+	  echo "no bubblewrap: commands will run without a sandbox (apt-get install bubblewrap, as root)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,11 +38,18 @@ demo: install
 	$(VENV)/bin/turnout run "make the failing tests pass" --repo build/demo/calc
 
 # The whole suite, offline once the tiny test model is installed.
-test: install test-servers
+test: install test-servers test-postgres
 	$(VENV)/bin/turnout models install smollm2-135m qwen2.5-coder-0.5b
 	$(PY) -m pytest
 
 test-servers: $(NPM_DIR)/.installed
+
+# The durability tests run against a private PostgreSQL server too (tests/pg.py starts one from the
+# distribution's binaries); as root on a machine without them, they are installed here.
+test-postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } || \
+	  { echo "the suite needs a PostgreSQL server: apt-get install postgresql (as root)"; exit 1; }
 
 $(NPM_DIR)/.installed: Makefile
 	mkdir -p $(NPM_DIR)

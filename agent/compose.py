@@ -23,8 +23,8 @@ What the chosen model answers for:
 
 - `turnout run` and `turnout bench agent`: the policy's local (`llama_cpp`) targets, so it must
   run on this machine; the policy's other targets stay as declared (`open_router`).
-- `turnout chat`: everything; it is the session's only target, under the repository's labels
-  (`chat_router`).
+- `turnout chat`: it picks one of the repository policy's targets by name, or adds one, and
+  comes first in every work class; without it, the policy's targets as declared (`chat_router`).
 - `turnout eval toolcalls`: the model itself, with no router in front: the guards under test
   are the runtime's own.
 
@@ -38,16 +38,18 @@ in `Budgeted` so the run's token budget counts its replies too.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import ipaddress
 import json
 import os
+import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 from urllib.parse import urlparse
 
-import httpx
+from pydantic import ValidationError
 from turnout.agent.approvals import (
     ApprovalMode,
     ApprovalPolicy,
@@ -57,11 +59,17 @@ from turnout.agent.approvals import (
     tool_pins_path,
     with_policy,
 )
-from turnout.agent.host import McpHost, ServerSpec, builtin_servers, load_mcp_config
+from turnout.agent.host import (
+    McpHost,
+    ServerSpec,
+    builtin_servers,
+    load_mcp_config,
+    read_json_config,
+)
 from turnout.router.audit import AuditLog
 from turnout.router.policy import Policy, TargetConfig, load_policy
 from turnout.router.router import PolicyRouter
-from turnout.runtimes.base import ChatModel
+from turnout.runtimes.base import ChatModel, ChatRequest, ChatResponse
 from turnout.runtimes.errors import UsageError
 from turnout.runtimes.local import models
 from turnout.runtimes.local.llama_cpp import LlamaCppConfig, LlamaCppModel
@@ -146,10 +154,9 @@ def is_loopback(url: str) -> bool:
 def first_model(base_url: str) -> str:
     """The first model an OpenAI-compatible server lists (GET /models)."""
     try:
-        reply = httpx.get(f"{base_url}/models", timeout=10)
-        reply.raise_for_status()
-        listed = reply.json().get("data") or []
-    except (httpx.HTTPError, ValueError) as exc:
+        with urllib.request.urlopen(f"{base_url}/models", timeout=10) as reply:
+            listed = json.load(reply).get("data") or []
+    except (OSError, ValueError) as exc:  # urllib's HTTP and connection errors are OSErrors
         raise UsageError(
             f"could not list the models of {base_url} ({exc}); is the server running? "
             f"Name the model with {base_url}#MODEL"
@@ -203,11 +210,13 @@ def open_model(
 
 
 def open_local_model(
-    spec: str, *, threads: int | None = None, n_gpu_layers: int = 0, progress: Progress | None = None
+    spec: str, *, threads: int | None = None, n_gpu_layers: int = 0, progress: Progress | None = None,
+    lazy: bool = False,
 ) -> ChatModel:
     """The model that answers for a policy's local targets (`turnout run`, `bench agent`): in
     process, or a server on this machine. One off the machine is refused: the local targets are
-    where data that may not leave it goes."""
+    where data that may not leave it goes. `lazy`: loaded on its first request (`LazyModel`), so
+    a run whose policy routes nothing to the local targets never loads it."""
     target = target_for(spec)
     if target.location != "local":
         raise UsageError(
@@ -216,7 +225,29 @@ def open_local_model(
             f"([targets.NAME] with runtime {target.runtime!r} and its location) and the policy "
             "sends it what may leave the machine"
         )
-    return open_model(target, name=spec, threads=threads, n_gpu_layers=n_gpu_layers, progress=progress)
+
+    def load() -> ChatModel:
+        return open_model(target, name=spec, threads=threads, n_gpu_layers=n_gpu_layers, progress=progress)
+
+    return LazyModel(spec, load, announce=progress) if lazy else load()
+
+
+class LazyModel:
+    """A model built on its first request: the in-process model takes seconds and gigabytes to
+    load, and a policy may send every request of a run elsewhere. `announce` hears when it loads."""
+
+    def __init__(self, name: str, load: Callable[[], ChatModel], announce: Progress | None = None) -> None:
+        self.name = name
+        self._load = load
+        self._announce = announce
+        self.model: ChatModel | None = None  # None until a request came
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        if self.model is None:
+            if self._announce:
+                self._announce(f"loading {self.name} (the first request routed to it) ...")
+            self.model = self._load()
+        return self.model.chat(request)
 
 
 def build_targets(
@@ -263,31 +294,66 @@ def open_router(
     logger: Any | None = None,
     policy_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    audit_path: Path | None = None,
 ) -> PolicyRouter:
     """The router of one run in `repo`: its policy, its targets built (`local` answering for the
-    local ones), its audit log open."""
+    local ones), its audit log open: `audit_path` (from the command line, anywhere), else the
+    policy's `[audit] path`, which must stay inside the repository."""
     policy = load_policy(repo, policy_file)
     built, unavailable = build_targets(policy, local, logger=logger, environ=environ)
-    audit = AuditLog(repo / policy.audit.path) if policy.audit.enabled else None
+    audit = AuditLog(audit_path or policy_audit_path(repo, policy)) if policy.audit.enabled else None
     return PolicyRouter(
         policy, built, repo=repo, run_id=run_id, logger=logger, audit=audit, unavailable=unavailable
     )
 
 
+def policy_audit_path(repo: Path, policy: Policy) -> Path:
+    """The policy's audit path, refused if a symlink takes it out of the repository."""
+    path = repo / policy.audit.path
+    real, root = os.path.realpath(path), os.path.realpath(repo)
+    if not real.startswith(root.rstrip("/") + "/"):
+        raise UsageError(
+            f"[audit] path {policy.audit.path!r} in {policy.source or 'the policy'} leads outside the "
+            f"repository (to {real}); keep it inside, or give an absolute path on the command line"
+        )
+    return path
+
+
 def chat_router(
-    spec: str, repo: Path, *, audit_path: Path, logger: Any | None = None, progress: Progress | None = None
+    spec: str | None, repo: Path, *, audit_path: Path, logger: Any | None = None, progress: Progress | None = None
 ) -> PolicyRouter:
-    """A router whose only target is the model `spec` names, under the repository's labels, so
-    the policy still decides what may leave the machine. `progress` hears about long prompt
-    evaluations of the in-process model."""
-    target = target_for(spec)
-    policy = load_policy(repo).model_copy(update={"targets": {"chat": target}})
-    local = open_model(target, name=spec, progress=progress) if target.runtime == "llama_cpp" else None
+    """The router of a chat: the repository policy's targets under its labels. `spec` (the
+    chat's --model) picks one of them by name, or adds the model it names as the target `chat`;
+    that target comes first in every work class, and the policy still decides what may leave the
+    machine (a request its labels keep off that target goes to the next one they allow). The
+    policy's local (`llama_cpp`) targets are answered by the in-process model (`spec` when it
+    names one, else the default), loaded on the first request routed to it; `progress` hears
+    when it loads and about its long prompt evaluations."""
+    policy = load_policy(repo)
+    targets = dict(policy.targets)
+    chosen = ""
+    local_spec = "local"
+    if spec and spec in targets:
+        chosen = spec
+    elif spec:
+        chosen = "chat" if "chat" not in targets else "chat.model"
+        targets[chosen] = target_for(spec)
+        if targets[chosen].runtime == "llama_cpp":
+            local_spec = spec
+    work = policy.work
+    if chosen:
+        work = work.model_copy(update={
+            cls: [chosen, *(entry for entry in getattr(work, cls) if entry != chosen)]
+            for cls in ("repetitive", "hard", "escalation")
+        })
+    policy = policy.model_copy(update={"targets": targets, "work": work})
+    local = LazyModel(local_spec, lambda: open_model(target_for(local_spec), name=local_spec, progress=progress),
+                      announce=progress)
     built, unavailable = build_targets(policy, local, logger=logger)
-    if "chat" in unavailable:
-        raise UsageError(f"--model {spec}: {unavailable['chat']}")
+    if chosen in unavailable:
+        raise UsageError(f"--model {spec}: {unavailable[chosen]}")
     audit = AuditLog(audit_path) if policy.audit.enabled else None
-    return PolicyRouter(policy, built, repo=repo, logger=logger, audit=audit)
+    return PolicyRouter(policy, built, repo=repo, logger=logger, audit=audit, unavailable=unavailable)
 
 
 # ----- sessions ---------------------------------------------------------------------------------
@@ -324,6 +390,26 @@ def open_session(
         yield Session(model=model, tools=tools, host=host)
 
 
+def approvals_of(path: Path, data: Any) -> ApprovalPolicy:
+    """The `approvals` object of an mcpServers file; a UsageError naming each wrong key, the
+    value given and what it accepts."""
+    if isinstance(data, dict):
+        for key in data:
+            if key not in ApprovalPolicy.model_fields:
+                near = difflib.get_close_matches(str(key), list(ApprovalPolicy.model_fields), n=1)
+                fix = f"did you mean {near[0]!r}?" if near else "it takes 'mode' and 'tools'"
+                raise UsageError(f"{path}: approvals has the unknown key {key!r}; {fix}")
+    try:
+        return ApprovalPolicy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            "approvals" + "".join(f".{part}" for part in error["loc"])
+            + f": {error['msg']}" + (f", not {error['input']!r}" if error["loc"] else "")
+            for error in exc.errors()
+        )
+        raise UsageError(f"{path}: {problems}") from None
+
+
 def chat_tools(
     repo: Path, mcp_files: Sequence[Path], *, builtin_tools: bool, approval_mode: ApprovalMode | None
 ) -> tuple[list[ServerSpec], ApprovalPolicy]:
@@ -338,9 +424,9 @@ def chat_tools(
     approvals = ApprovalPolicy()
     for path in files:
         configured += load_mcp_config(path)
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict) and isinstance(data.get("approvals"), dict):
-            approvals = ApprovalPolicy.model_validate(data["approvals"])
+        data = read_json_config(path)
+        if isinstance(data, dict) and "approvals" in data:
+            approvals = approvals_of(path, data["approvals"])
     # A configured server named like one of ours replaces it: the user's file has the last word.
     names = {spec.name for spec in configured}
     builtins = builtin_servers(repo, git=True) if builtin_tools else []

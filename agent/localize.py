@@ -70,11 +70,6 @@ def _is_conftest(rel: str) -> bool:
     return rel.rsplit("/", 1)[-1] == "conftest.py"
 
 
-def _is_test_side(rel: str) -> bool:
-    """Test modules, their helpers and conftest.py: the specification, never the code to fix."""
-    return is_test_file(rel) or _is_conftest(rel)
-
-
 def _is_test_module(rel: str) -> bool:
     """A file pytest collects by its default naming, as opposed to a helper in a tests folder."""
     name = rel.rsplit("/", 1)[-1]
@@ -815,7 +810,7 @@ class _Picks:
     def add(self, rel: str, reason: str) -> bool:
         """Choose `rel` unless it is a test, conftest, empty or already chosen; True if chosen."""
         real = _repo_rel(self.root / rel, self.root)
-        if real is None or real in self.reasons or _is_test_side(real):
+        if real is None or real in self.reasons or is_test_file(real):
             return False
         if not _has_content(self.root / real):
             return False
@@ -873,7 +868,7 @@ def _read_through(
         return
     seen.add(importer)
     for rel in _resolve_imports(root / importer, root, roots):
-        if _is_test_side(rel):
+        if is_test_file(rel):
             _read_through(rel, root, roots, seen, reached)
         else:
             reached.append((rel, importer))
@@ -957,7 +952,7 @@ def _defining(task: str, files: list[str], root: Path) -> list[tuple[str, str]]:
     encoded = [name.encode() for name in names]
     found: list[tuple[int, str, str]] = []
     for rel in files:
-        if not rel.endswith(".py") or _is_test_side(rel):
+        if not rel.endswith(".py") or is_test_file(rel):
             continue
         data = _read_bytes(root / rel)
         # A byte search first: parsing every module of a big repository would be slow.
@@ -1001,7 +996,7 @@ def localize(repo: Path, test_output: str, task: str = "", *, max_depth: int = 2
     if max_depth >= 1 and (tests or conftests):
         _follow_imports([*tests, *conftests], root, picks, max_depth)
     for rel in files_named_in(test_output, root):
-        if not _is_test_side(rel) and not _skipped(rel):
+        if not is_test_file(rel) and not _skipped(rel):
             picks.add_or_note(rel, "named in the traceback")
     test_files = list(tests)
     named_by_task: list[str] = []

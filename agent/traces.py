@@ -4,8 +4,9 @@ Provides `TRACES` (agent runs step by step: the calls with their results, the ed
 file's content before and after, the test runs) and `REPLIES` (single model replies as text,
 some degenerating into repetition, some legitimately repetitive code and prose).
 
-The looping traces are modelled on what small models were seen doing here (DESIGN.md: the 1.5B
-model re-sent the same failing edit of an assertion until the budget ran out) and on the loop
+The looping traces are modelled on what small models were seen doing here (the 1.5B model
+re-sent the same failing edit of an assertion until the budget ran out:
+docs/measurements.md#what-the-15b-model-does-with-tools) and on the loop
 kinds the detector claims to catch; each records the step where its loop's first cycle starts
 and the cycle's length, so steps-to-detect can be measured. The healthy traces are the ones a
 detector is most likely to stop by mistake: long runs that make slow progress, the same file
@@ -86,7 +87,7 @@ def _looping() -> list[Trace]:
     assertion_edit = _edit_fails("assert -1 == 5")
     traces = [
         Trace(
-            name="the 1.5B model's repeated edit of the assertion (DESIGN.md)",
+            name="the 1.5B model's repeated edit of the assertion (as measured)",
             looping=True, loop_start=2, period=1, initial_tests=_fail(),
             steps=[Step(calls=[Call(name="run_tests", result=_fail())])]
             + [Step(calls=[assertion_edit]) for _ in range(10)],

@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from pydantic import BaseModel, ValidationError
+from turnout.agent.testrun import is_test_file
 
 TASKS_ROOT = Path(__file__).resolve().parent / "tasks"
 
@@ -242,14 +243,9 @@ def _summary_line(output: str) -> str:
 
 
 def _is_test_file(rel: PurePosixPath) -> bool:
-    """Whether a repo-relative path is part of the tests or of pytest's configuration."""
-    name = rel.name
-    return (
-        name in _PYTEST_CONFIG
-        or (name.startswith("test_") and name.endswith(".py"))
-        or name.endswith("_test.py")
-        or "tests" in rel.parts[:-1]
-    )
+    """Whether a repo-relative path is part of the tests (as the agent knows them) or of pytest's
+    configuration."""
+    return rel.name in _PYTEST_CONFIG or is_test_file(rel.as_posix())
 
 
 def _files(root: Path) -> set[PurePosixPath]:

@@ -18,7 +18,7 @@ would be accepted is known) and prices every verify batch with a cost curve:
   full of new text stays near 1x on any hardware.
 
 Each figure is a speedup over plain decoding (its steps / the replay's cost in steps), for the cost
-curve calibrated on this machine and for DESIGN.md's H100 figures, where a batch is far cheaper.
+curve calibrated on this machine and for an H100's measured one, where a batch is far cheaper.
 The replay ignores the drafter's own time (a dictionary lookup) and rounding effects of batched
 evaluation; `turnout bench speculative` measures the real thing.
 """
@@ -38,7 +38,8 @@ from turnout.runtimes.local.costcurve import CostCurve
 from turnout.runtimes.local.drafters import SuffixDrafter
 from turnout.runtimes.local.speculative import best_draft_length
 
-# DESIGN.md: llama.cpp CUDA on an H100, Qwen2.5-1.5B-shaped Q4_K_M, batch of k against one token.
+# llama.cpp CUDA on an H100, Qwen2.5-1.5B-shaped Q4_K_M, batch of k against one token
+# (docs/measurements.md#batch-cost-on-an-h100).
 H100_CURVE = CostCurve(ratios={1: 1.0, 4: 1.7, 16: 2.7, 32: 3.0})
 MAX_DRAFT = 32  # as SpeculativeDecoder's default
 
@@ -199,7 +200,7 @@ def ceiling_report(traces: Traces) -> dict[str, Any]:
 def render(report: dict[str, Any]) -> str:
     lines = [
         f"model {report['model']}: speedup over plain decoding, replayed from greedy outputs",
-        f"{'workload':<10} {'tokens':>6}   {'this machine':>27}   {'H100 (DESIGN.md)':>27}",
+        f"{'workload':<10} {'tokens':>6}   {'this machine':>27}   {'H100 (measured)':>27}",
         f"{'':<10} {'':>6}   " + "   ".join([f"{'modelled':>9} {'oracle':>8} {'bound':>8}"] * 2),
     ]
     for name, e in report["workloads"].items():

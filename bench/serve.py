@@ -7,6 +7,7 @@ spin on them between batches and slow the one that is working several times over
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -21,6 +22,8 @@ from pathlib import Path
 from turnout.runtimes.errors import ModelError
 
 READY_SECONDS = 180
+# What `python -m llama_cpp.server` imports beyond llama-cpp-python itself (its [server] extra).
+SERVER_MODULES = ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
 
 
 def free_port() -> int:
@@ -35,6 +38,13 @@ def served_model(
 ) -> Iterator[str]:
     """Serve `model_path` on a free loopback port for the block; yields the API root
     (`http://127.0.0.1:PORT/v1`). The server is stopped when the block ends."""
+    missing = [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModelError(
+            f"llama_cpp.server needs llama-cpp-python's server extra ({', '.join(missing)} missing), "
+            "which turnout's dev extra installs: `pip install -e '.[dev]'` (make install) or "
+            "`pip install 'llama-cpp-python[server]'`"
+        )
     port = free_port()
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     server = subprocess.Popen(

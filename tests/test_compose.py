@@ -4,6 +4,7 @@ wrong and how to fix it, and the one place a target becomes a model."""
 from __future__ import annotations
 
 import argparse
+import socket
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,11 @@ def test_a_llama_cpp_target_is_built_as_the_in_process_runtime() -> None:
     )
     model = open_model(target, name="local")
     assert model.name == "llama_cpp:smollm2-135m" and model.config.n_ctx == 1024  # type: ignore[attr-defined]
+
+
+def test_a_url_whose_server_is_down_says_to_start_it_or_name_the_model() -> None:
+    with socket.socket() as sock:  # a loopback port with nothing listening on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(UsageError, match=r"could not list the models.*is the server running\? Name the model"):
+        target_for(f"http://127.0.0.1:{port}/v1")

@@ -9,7 +9,8 @@ from turnout.runtimes.local.costcurve import CostCurve, calibrate, load_or_calib
 
 
 def cpu_like(width: int) -> float:
-    """Seconds for a batch, shaped like DESIGN.md's CPU figures (k=4 2.1x, k=32 11x)."""
+    """Seconds for a batch, shaped like the measured CPU curve (k=4 2.1x, k=32 11x:
+    docs/measurements.md#batch-cost-on-the-cpu)."""
     table = {1: 1.0, 2: 1.6, 3: 1.9, 4: 2.1, 6: 3.4, 8: 4.5, 12: 5.2, 16: 6.0, 24: 8.5, 32: 11.0}
     return 0.05 * table[width]
 

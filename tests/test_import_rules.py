@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOLS_MAY_IMPORT = {"mcp"}
 # Scripts in tools/ that a server runs by path in the project's own Python, never imported,
 # and what they may import there besides the standard library.
-TOOLS_SCRIPTS = {"turnout.tools.trace_runner": {"pytest"}}
+TOOLS_SCRIPTS = {"turnout.tools.trace_runner": {"pytest"}, "turnout.tools.variant_runner": {"pytest"}}
 # Inside runtimes/: which parts a part may import (a part is base, errors, a room's folder).
 RUNTIMES_VOCABULARY = {"turnout.runtimes.base", "turnout.runtimes.errors"}
 RUNTIMES_ROOMS = ("turnout.runtimes.local", "turnout.runtimes.remote", "turnout.runtimes.testing")

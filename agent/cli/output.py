@@ -1,5 +1,9 @@
 """What the commands print: progress lines on stderr, tables and reports on stdout.
 
+On a terminal `turnout run` shows a live status line under its progress lines (`RunView`) and
+colours the report's diff (`print_report`); into a pipe or a file, with `--no-color`, `NO_COLOR`
+or `TERM=dumb`, every line is plain text, and `--json` output is never touched.
+
 The reports of `turnout run`, `policy check` and `explain` are rendered by their own modules
 (`agent/run.py`, `router/explain.py`) and the benchmarks' by theirs; the tables here are the
 ones the command line assembles itself.
@@ -7,11 +11,49 @@ ones the command line assembles itself.
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, Self, TextIO, TypeVar
 
+import structlog
+from rich.console import Console
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
 from turnout.agent.evals.loops import LoopsReport
 from turnout.agent.evals.toolcalls import ToolCallsReport
+from turnout.agent.run import RunListing
+
+
+def configure_logging() -> None:
+    """Library loggers (the router's, the retry layer's) write to stderr, never stdout, which
+    is the command's output (`--json`); below warnings only with TURNOUT_LOG=info or debug.
+    Each run's events file has its own logger (`agent/run.py`) and is not affected."""
+    floor = LEVELS.get(os.environ.get("TURNOUT_LOG", "warning").lower(), LEVELS["warning"])
+
+    def drop_below_floor(_logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+        if LEVELS.get(method, LEVELS["warning"]) < floor:
+            raise structlog.DropEvent
+        return event
+
+    structlog.configure(
+        processors=[
+            drop_below_floor,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="%H:%M:%S"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        # Looked up at each write: sys.stderr may be replaced (tests, redirection) after this.
+        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40, "critical": 50,
+          "exception": 40, "msg": 20}
 
 
 def say(text: str) -> None:
@@ -23,6 +65,90 @@ def progress(line: str) -> None:
     say(f"turnout: {line}")
 
 
+def color_wanted(stream: TextIO, no_color: bool = False) -> bool:
+    """Colour and live lines only for a person at a terminal: never into a pipe or a file, nor
+    with --no-color, NO_COLOR (no-color.org) or TERM=dumb."""
+    if no_color or "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+        return False
+    return stream.isatty()
+
+
+# The first prefix that matches styles the line; "+++"/"---" before "+"/"-".
+DIFF_STYLES = (("+++ ", "bold"), ("--- ", "bold"), ("@@", "cyan"), ("+", "green"), ("-", "red"))
+
+
+def print_report(text: str, *, color: bool) -> None:
+    """A report on stdout, its diff lines coloured when `color`."""
+    if not color:
+        print(text)
+        return
+    console = Console(file=sys.stdout, force_terminal=True, highlight=False, soft_wrap=True)
+    for line in text.split("\n"):
+        style = next((style for prefix, style in DIFF_STYLES if line.startswith(prefix)), "")
+        console.print(Text(line, style=style))
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class RunView:
+    """`turnout run`'s progress on stderr. On a terminal each line prints above a live status
+    line: what the run is doing, for how long, and the long prompt evaluation's time left; a
+    question (an approval) pauses it. Elsewhere: plain `turnout: ...` lines, nothing redrawn."""
+
+    def __init__(self, live: bool) -> None:
+        self._console = Console(file=sys.stderr, force_terminal=True, highlight=False, soft_wrap=True) if live else None
+        self._live: Live | None = None
+        self._spinner = Spinner("dots", style="cyan")
+        self._doing = "loading the model"
+        self._started = time.monotonic()
+
+    def __enter__(self) -> Self:
+        if self._console is not None:
+            self._live = Live(self, console=self._console, refresh_per_second=4, transient=True)
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def line(self, text: str) -> None:
+        """A progress line; one about a prompt still being read goes to the status line only."""
+        if self._console is None:
+            progress(text)
+        elif text.startswith("reading the prompt:"):
+            self._doing = text
+        else:
+            self._console.print(Text("turnout: ", style="dim") + Text(text))
+
+    def status(self, doing: str) -> None:
+        self._doing = doing
+
+    def pausing(self, ask: Callable[[T], R]) -> Callable[[T], R]:
+        """`ask` with the live line stopped while it waits for an answer on the terminal."""
+
+        def asked(request: T) -> R:
+            if self._live is None:
+                return ask(request)
+            self._live.stop()
+            try:
+                return ask(request)
+            finally:
+                self._live.start()
+
+        return asked
+
+    def __rich__(self) -> Table:
+        seconds = int(time.monotonic() - self._started)
+        grid = Table.grid(padding=(0, 1))
+        grid.add_row(self._spinner, Text(f"{self._doing}  ", style="bold"),
+                     Text(f"{seconds // 60}m{seconds % 60:02d}s", style="dim"))
+        return grid
+
+
 def models_table(models_dir: str, rows: list[dict[str, Any]]) -> str:
     lines = [f"models in {models_dir}:"]
     for r in rows:
@@ -31,6 +157,18 @@ def models_table(models_dir: str, rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"  {r['name']:<20} {r['size_bytes'] / 2**20:7.0f} MiB  {mark:<13}  {r['description']}{star}"
         )
+    return "\n".join(lines)
+
+
+def runs_table(repo: str, runs: list[RunListing]) -> str:
+    if not runs:
+        return f"no runs in {repo} yet; start one with `turnout run TASK`"
+    lines = [f"  {'run':<22} {'started (UTC)':<19} {'status':<19} {'steps':>5}  files / task"]
+    for r in runs:
+        files = ", ".join(r.files_changed) + (" (undone)" if r.undone else "")
+        task = r.task if len(r.task) <= 60 else r.task[:57] + "..."
+        lines.append(f"  {r.run_id:<22} {r.started[:19].replace('T', ' '):<19} {r.status:<19} "
+                     f"{r.steps:>5}  {files + ': ' if files else ''}{task}")
     return "\n".join(lines)
 
 

@@ -94,13 +94,14 @@ def eval_toolcalls(
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
     per_category = [bfcl.load_cases(category, limit) for category in categories]
     cases = [case for group in _interleave(per_category) for case in group]
-    model = open_eval_model(model_spec, threads, targets)
     # A record is also a resume point: an eval of hundreds of cases takes hours on a CPU, so a
-    # run that is cut short carries on where it stopped instead of starting again.
+    # run that is cut short carries on where it stopped instead of starting again. It is read
+    # before the model is loaded, so a damaged one is reported at once.
+    recorded = _read_record(record) if record and record.exists() else []
+    model = open_eval_model(model_spec, threads, targets)
     wanted = {case.id for case in cases}
     scored = {"plain", "plain+parser"} if "plain" in targets else set()
     scored |= {t for t in targets if t != "plain"}
-    recorded = _read_record(record) if record and record.exists() else []
     others = sorted({o.model for o in recorded if o.model not in (None, model.name)})
     if others:
         raise UsageError(
@@ -323,11 +324,6 @@ def _score(
         calls=[{"name": n, "arguments": a} for n, a in calls], seconds=round(seconds, 3),
         completion_tokens=tokens,
     )
-
-
-def summarize_record(path: Path) -> list[TargetSummary]:
-    """The summary of a recorded run (`--record`), e.g. of one cut short."""
-    return summarize(_read_record(path))
 
 
 def _read_record(path: Path) -> list[CaseOutcome]:

@@ -1,7 +1,7 @@
 """What a batch of k tokens costs against one token, for one model on one machine.
 
 Speculative decoding pays a k-row verify batch to maybe gain k tokens. On a GPU that batch costs
-little more than one token; on this CPU it costs 2.1x at k=4 and 11x at k=32 (DESIGN.md), so the
+little more than one token; on this CPU it costs 2.1x at k=4 and 11x at k=32 (docs/measurements.md), so the
 right draft length depends on the machine. `calibrate` measures the curve once and caches it in
 the models directory, keyed by the model file, the thread and GPU-layer settings and the CPU;
 `CostCurve.cost(n)` then interpolates it for the decoder.
@@ -45,8 +45,8 @@ class CostCurve(BaseModel):
         return self.ratios[lo] + t * (self.ratios[hi] - self.ratios[lo])
 
 
-# DESIGN.md's figures for Qwen2.5-Coder-1.5B on this 2-core machine: a fallback for tests and
-# for runtimes that choose not to calibrate.
+# Qwen2.5-Coder-1.5B on the 2-core development machine, a fallback for tests and for runtimes
+# that choose not to calibrate (docs/measurements.md#batch-cost-on-the-cpu).
 CPU_DEFAULT = CostCurve(ratios={1: 1.0, 2: 1.6, 4: 2.1, 8: 4.5, 16: 6.0, 32: 11.0})
 
 

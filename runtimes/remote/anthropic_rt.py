@@ -69,8 +69,7 @@ class AnthropicChatModel(WireModel):
         )
 
     def chat(self, request: ChatRequest) -> ChatResponse:
-        params = self.request_params(request)
-        return self.retry_layer.chat(request, lambda: self.send_once(request, params))
+        return self.send(request, self.request_params(request))
 
     def request_params(self, request: ChatRequest) -> dict[str, Any]:
         system, messages = to_anthropic_messages(request.messages)
@@ -89,14 +88,7 @@ class AnthropicChatModel(WireModel):
                 params["tool_choice"] = choice
         return params
 
-    def send_once(self, request: ChatRequest, params: dict[str, Any]) -> ChatResponse:
-        """One upstream attempt; failures come out as TransientError or PermanentError."""
-        started = time.perf_counter()
-        reply = self._stream_once(params) if self.config.stream else self._complete_once(params)
-        reply.seconds = time.perf_counter() - started
-        return self.response(request, reply)
-
-    def _complete_once(self, params: dict[str, Any]) -> AssembledReply:
+    def complete_once(self, params: dict[str, Any]) -> AssembledReply:
         try:
             message = self._client.messages.create(**params)
         except Exception as exc:
@@ -115,7 +107,7 @@ class AnthropicChatModel(WireModel):
         )
         return reply
 
-    def _stream_once(self, params: dict[str, Any]) -> AssembledReply:
+    def stream_once(self, params: dict[str, Any]) -> AssembledReply:
         reply = AssembledReply()
         texts: list[str] = []
         blocks: dict[int, NativeCall] = {}

@@ -78,10 +78,10 @@ class OpenAICompatModel(OpenAIChatModel):
                 # OpenAI's shape for a turn that is only tool calls is `"content": null`, which
                 # llama_cpp.server answers with a 500; an empty string every server takes.
                 message["content"] = ""
-        return self.retry_layer.chat(request, lambda: self.send_once(request, params))
+        return self.send(request, params)
 
-    def to_response(self, request: ChatRequest, reply: AssembledReply) -> ChatResponse:
-        response = super().to_response(request, reply)
+    def response(self, request: ChatRequest, reply: AssembledReply) -> ChatResponse:
+        response = super().response(request, reply)
         if reply.tool_calls or not request.tools:
             return response
         parsed = parse_tool_calls(reply.text, request.tools)

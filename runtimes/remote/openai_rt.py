@@ -73,8 +73,7 @@ class OpenAIChatModel(WireModel):
         return self._client
 
     def chat(self, request: ChatRequest) -> ChatResponse:
-        params = self.request_params(request, native_tools=True)
-        return self.retry_layer.chat(request, lambda: self.send_once(request, params))
+        return self.send(request, self.request_params(request, native_tools=True))
 
     def request_params(self, request: ChatRequest, *, native_tools: bool) -> dict[str, Any]:
         """The chat-completions body for `request` (the model and messages included)."""
@@ -94,22 +93,9 @@ class OpenAIChatModel(WireModel):
                 params["tool_choice"] = choice
         return params
 
-    def send_once(self, request: ChatRequest, params: dict[str, Any]) -> ChatResponse:
-        """One upstream attempt; failures come out as TransientError or PermanentError."""
-        started = time.perf_counter()
-        if self.config.stream:
-            reply = self._stream_once(params)
-        else:
-            reply = self._complete_once(params)
-        reply.seconds = time.perf_counter() - started
-        return self.to_response(request, reply)
-
-    def to_response(self, request: ChatRequest, reply: AssembledReply) -> ChatResponse:
-        return self.response(request, reply)
-
     # one attempt -----------------------------------------------------------------------------
 
-    def _complete_once(self, params: dict[str, Any]) -> AssembledReply:
+    def complete_once(self, params: dict[str, Any]) -> AssembledReply:
         try:
             completion = self._client.chat.completions.create(**params)
         except Exception as exc:
@@ -130,7 +116,7 @@ class OpenAIChatModel(WireModel):
             )
         return reply
 
-    def _stream_once(self, params: dict[str, Any]) -> AssembledReply:
+    def stream_once(self, params: dict[str, Any]) -> AssembledReply:
         reply = AssembledReply()
         text: list[str] = []
         calls: dict[int, NativeCall] = {}

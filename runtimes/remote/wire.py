@@ -1,7 +1,8 @@
 """What the networked runtimes share on the wire, written once.
 
 Provides `WireModel`, the common part of their constructors (name, config, the one
-`RetryLayer`, the SDK client's options: its own retries off); `AssembledReply` and `NativeCall`,
+`RetryLayer`, the SDK client's options: its own retries off) and of their send path (each
+attempt timed, streamed or not, through the retry layer); `AssembledReply` and `NativeCall`,
 one attempt's reply before it becomes a `ChatResponse`; `calls_from_native`, structured tool
 calls validated against the tools' schemas; and `classify_sdk_error`, an exception of the
 OpenAI or Anthropic SDK (or of their transport) mapped to a transient or permanent failure,
@@ -53,6 +54,7 @@ class WireConfig(Protocol):
 
     model: str
     base_url: str
+    stream: bool
     retry: RetryPolicy
     pricing: Pricing
 
@@ -60,8 +62,8 @@ class WireConfig(Protocol):
 class WireModel:
     """The common part of a networked `ChatModel`: its name, its config, its SDK client and its
     `RetryLayer`, the only retry layer (the client is made with `client_options`: its retries
-    off). A runtime says only what differs: `runtime`, the prefix of its default name, and
-    `make_client`."""
+    off). A runtime says only what differs: `runtime`, the prefix of its default name,
+    `make_client`, and how one attempt is sent (`complete_once`, `stream_once`)."""
 
     runtime: ClassVar[str]
 
@@ -92,6 +94,26 @@ class WireModel:
     def make_client(self, api_key: str) -> Any:
         """The SDK client this runtime sends through."""
         raise NotImplementedError
+
+    def complete_once(self, params: dict[str, Any]) -> AssembledReply:
+        """One attempt, the reply in one piece; failures raised as TransientError or
+        PermanentError."""
+        raise NotImplementedError
+
+    def stream_once(self, params: dict[str, Any]) -> AssembledReply:
+        """One attempt, the reply streamed and assembled; failures as `complete_once`."""
+        raise NotImplementedError
+
+    def send(self, request: ChatRequest, params: dict[str, Any]) -> ChatResponse:
+        """The request body `params` sent through the retry layer, one `send_once` an attempt."""
+        return self.retry_layer.chat(request, lambda: self.send_once(request, params))
+
+    def send_once(self, request: ChatRequest, params: dict[str, Any]) -> ChatResponse:
+        """One upstream attempt, streamed or not as the config says, timed."""
+        started = time.perf_counter()
+        reply = self.stream_once(params) if self.config.stream else self.complete_once(params)
+        reply.seconds = time.perf_counter() - started
+        return self.response(request, reply)
 
     @staticmethod
     def client_options(config: WireConfig, api_key: str) -> dict[str, Any]:
