@@ -194,3 +194,25 @@ def test_auto_edit_is_refused_where_no_sandbox_works_unless_allowed(
         check_sandboxed(Sandbox("none", "no bwrap"), "ask", allow_unsandboxed=False)
     finally:
         bwrap_problem.cache_clear()
+
+
+def test_code_that_lives_under_tmp_stays_readable_inside_the_private_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A checkout (or CI clone) under /tmp: its Python path must not vanish under the sandbox's
+    # own empty /tmp, or no test command, trace or variant screen could start.
+    import subprocess
+    import tempfile
+
+    code = Path(tempfile.mkdtemp(prefix="turnout-code-", dir="/tmp"))
+    try:
+        (code / "probe_mod.py").write_text("X = 'seen inside'\n")
+        monkeypatch.setenv("PYTHONPATH", str(code))
+        root = tmp_path / "repo"
+        root.mkdir()
+        argv = Sandbox("bwrap", "").wrap([sys.executable, "-c", "import probe_mod; print(probe_mod.X)"], root)
+        done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=60,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(code)})
+        assert done.stdout.strip() == "seen inside", done.stderr
+    finally:
+        shutil.rmtree(code, ignore_errors=True)

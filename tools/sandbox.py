@@ -90,10 +90,29 @@ class Sandbox:
         parent = root.parent
         if _under_tmp(parent) and not _is_tmp(parent):
             binds += ["--ro-bind", str(parent), str(parent)]
+        # So would this Python, its environment and turnout's own scripts (the trace and
+        # variant runners) when they live under /tmp (a checkout there, a CI clone).
+        for path in own_code_paths():
+            if _under_tmp(path) and not _is_tmp(path) and not path.is_relative_to(parent):
+                binds += ["--ro-bind", str(path), str(path)]
         for path in (root, *writable):
             binds += ["--bind", str(path), str(path)]
         return ["bwrap", *BWRAP_BASE, *binds, "--chdir", str(root), "--setenv", "TMPDIR", "/tmp",
                 "--", *argv]
+
+
+def own_code_paths() -> list[Path]:
+    """What a command started by a tools server must be able to read: the interpreter's
+    environment, turnout's own package folder and the PYTHONPATH it was given."""
+    paths = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent,
+             Path(__file__).resolve().parent.parent]
+    paths += [Path(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    found: list[Path] = []
+    for path in paths:
+        resolved = path.resolve()
+        if resolved.exists() and not any(resolved.is_relative_to(f) for f in found):
+            found = [f for f in found if not f.is_relative_to(resolved)] + [resolved]
+    return found
 
 
 def _tmp_dirs() -> set[Path]:
