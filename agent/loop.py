@@ -343,7 +343,7 @@ def build_graph(
         strings = string_lines(trace)
         for rel, ran in traced_lines(trace).items():
             # The file as it is (what was shown may be an excerpt), if the run may change it.
-            source = read_text_or_none(repo / rel) if rel in state["shown"] or (repo / rel).is_file() else None
+            source = read_text_or_none(repo / rel)
             if source is None or is_test_file(rel) or len(found) >= limit:
                 continue
             lines = suspicious_lines(source, ran)

@@ -135,8 +135,8 @@ class Scratch:
             host = wrapper(host)
         self._host = host
 
-    def run_tests(self, command: str = "") -> TestOutcome:
-        result = self.host.call_tool("run_tests", {"command": command} if command else {})
+    def run_tests(self) -> TestOutcome:
+        result = self.host.call_tool("run_tests", {})
         if result.is_error:
             return TestOutcome(exit_code=-1, summary="the test tool failed", output=result.content)
         return parse_test_result(result.content)
@@ -145,11 +145,7 @@ class Scratch:
         """Reset the copy, lay `base` (an earlier candidate's files) and then `edits` on it,
         and test the result. `extra` files (tests the run wrote) are laid first and are never
         part of the candidate's change."""
-        self.reset()
-        for rel, text in (extra or {}).items():
-            self._write(rel, text)
-        for rel, text in base.items():
-            self._write(rel, text)
+        self._lay(extra or {}, base)
         errors: list[str] = []
         for edit in edits:
             self._remember(edit.path)
@@ -171,17 +167,21 @@ class Scratch:
 
     def run_with(self, extra: dict[str, str]) -> TestOutcome:
         """The tests on the copy as the repository is, with `extra` files laid on it."""
-        self.reset()
-        for rel, text in extra.items():
-            self._write(rel, text)
+        self._lay(extra)
         return self.run_tests()
+
+    def _lay(self, *layers: dict[str, str]) -> None:
+        """Reset the copy, then write each layer's files over it, in order."""
+        self.reset()
+        for layer in layers:
+            for rel, text in layer.items():
+                self._write(rel, text)
 
     def screen(self, test: str, variants: list[tuple[str, str]], timeout_seconds: int = 10) -> list[int] | None:
         """The indexes of the `variants` (path, whole file text) under which the pytest test
         `test` passes, all tried in one call of the tests server (`tools/variant_runner.py`:
         a fork per variant, not a Python start); None when the screen itself could not run."""
         self.reset()
-        assert self._tmp is not None or self.root  # the copy exists from here on
         spec = self.root.parent / "variants.json"  # beside the copy, never inside it
         spec.write_text(json.dumps({"test": test, "timeout_seconds": timeout_seconds,
                                     "variants": [{"path": p, "text": t} for p, t in variants]}),
