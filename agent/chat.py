@@ -18,13 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
-from turnout.runtimes.base import ChatModel, ChatRequest, ChatResponse, Message, ToolHost
+from turnout.agent import prompts
+from turnout.agent.run import RunMeta, new_run_id, utc_now, write_atomic
+from turnout.agent.undo import RecordWrites, UndoResult, load_record, undo_run
+from turnout.agent.wrappers import edited_paths
+from turnout.router.atrest import private_dir, state_dir
+from turnout.runtimes.base import (
+    ChatModel,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    ToolHost,
+    ToolResult,
+    ToolSpec,
+)
 from turnout.runtimes.errors import PolicyRefusal, RuntimeFailure
-
-SYSTEM_PROMPT = """\
-You are turnout chat, an assistant on the user's machine with tools. When a question is about \
-the user's files, git repository or tests, call the right tool yourself first (never tell the \
-user to run it), then answer from its result in plain words."""
 
 
 class ChatSettings(BaseModel):
@@ -118,7 +126,7 @@ class ChatSession:
         rounds = 0
         while True:
             request = ChatRequest(
-                messages=[Message(role="system", content=SYSTEM_PROMPT), *self._context()],
+                messages=[Message(role="system", content=prompts.SYSTEM_CHAT), *self._context()],
                 tools=self.tools.list_tools(),
                 max_tokens=self.settings.max_tokens,
                 temperature=self.settings.temperature,
@@ -149,7 +157,7 @@ class ChatSession:
                 reasks += 1
                 result.problems.extend(response.problems)
                 self.show("(the model's tool call was not valid; asking again)")
-                self.messages.append(Message(role="user", content=invalid_call_note(response.problems)))
+                self.messages.append(Message(role="user", content=prompts.invalid_call(response.problems)))
                 continue
             result.problems.extend(response.problems)
             result.reply = response.text
@@ -193,9 +201,46 @@ class ChatSession:
         return trim_start(list(reversed(kept))) or self.messages[-1:]
 
 
-def invalid_call_note(problems: list[str]) -> str:
-    listed = "\n".join(f"- {p}" for p in problems)
-    return f"Your tool call was not valid and was not run:\n{listed}\nCorrect it, or answer in words."
+class UndoableTurns:
+    """A `ToolHost` wrapper for a conversation: the files one turn's tool calls write are
+    recorded as a run of their own (`.turnout/runs/chat-ID`, its task the user's words), so
+    `/undo` in the chat, or `turnout undo`, puts back what that answer changed. A turn that
+    writes nothing leaves no run behind."""
+
+    def __init__(self, host: ToolHost, repo: Path) -> None:
+        self.host = host
+        self.repo = repo.resolve()
+        self.turns: list[str] = []  # run ids of this session's turns that wrote, oldest first
+        self._text = ""
+        self._writes: RecordWrites | None = None
+
+    def begin(self, text: str) -> None:
+        """A new user turn: its first write opens a run of its own."""
+        self._text, self._writes = text, None
+
+    def list_tools(self) -> list[ToolSpec]:
+        return self.host.list_tools()
+
+    def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
+        if self._writes is None and edited_paths(name, arguments):
+            run_id = "chat-" + new_run_id()
+            run_dir = self.repo / ".turnout" / "runs" / run_id
+            state_dir(self.repo)
+            private_dir(run_dir)
+            first_line = (self._text.strip().splitlines() or [""])[0][:200]
+            write_atomic(run_dir / "run.json", RunMeta(run_id=run_id, task=f"chat: {first_line}",
+                                                      started=utc_now(), model="chat").model_dump_json(indent=2))
+            self._writes = RecordWrites(self.host, self.repo, run_dir, run_id)
+            self.turns.append(run_id)
+        return (self._writes or self.host).call_tool(name, arguments)
+
+    def undo_last(self) -> UndoResult | None:
+        """Undo this session's latest turn that changed files and is not undone yet (None: none)."""
+        for run_id in reversed(self.turns):
+            record = load_record(self.repo / ".turnout" / "runs" / run_id)
+            if record is not None and record.files and not record.undone:
+                return undo_run(self.repo, run_id)
+        return None
 
 
 def summarise(content: str, is_error: bool, lines: int = 12) -> str:

@@ -782,6 +782,26 @@ def resolve_imports(test_file: str, repo: Path) -> list[str]:
     return _resolve_imports((root / test_file).resolve(), root, search_roots(test_file, repo))
 
 
+def module_path(module: str, level: int, importer: str, repo: Path, roots: list[Path]) -> str | None:
+    """The repository file that `module` names in `importer` (`from module import x`, relative
+    at `level`), looked up in `roots` as sys.path would, or None when it is not in the repo."""
+    root = repo.resolve()
+    parts = module.split(".") if module else []
+    if not parts or not all(part.isidentifier() for part in parts):
+        return None
+    if level:
+        base = (root / importer).parent
+        for _ in range(level - 1):
+            base = base.parent
+        bases = [base]
+    else:
+        bases = roots
+    found = next((f for b in bases if (f := _module_file(b, parts)) is not None), None)
+    if found is None and not level:
+        found = _mapped_module_file(_setuptools_layout(root)[1], parts)
+    return _repo_rel(found, root) if found is not None else None
+
+
 def _resolve_imports(file: Path, root: Path, roots: list[Path]) -> list[str]:
     tree = _parse(file)
     if tree is None:
@@ -1176,6 +1196,7 @@ __all__ = [
     "Localization",
     "failing_test_files",
     "localize",
+    "module_path",
     "repo_map",
     "resolve_imports",
     "search_roots",

@@ -29,8 +29,16 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field
 from turnout.agent import prompts
 from turnout.agent.edits import Edit, parse_reply, render_edits
-from turnout.agent.localize import localize, repo_map
-from turnout.agent.mutants import Mutant, mutants_of, string_lines, suspicious_lines, traced_lines
+from turnout.agent.localize import localize, module_path, repo_map, search_roots
+from turnout.agent.mutants import (
+    assignment_lines,
+    imported_reads,
+    interleaved,
+    mutants_of,
+    string_lines,
+    suspicious_lines,
+    traced_lines,
+)
 from turnout.agent.testrun import (
     TestOutcome,
     failing_files,
@@ -338,16 +346,37 @@ def build_graph(
     def mutant_candidates(state: RunState, rnd: int, first_id: int, limit: int) -> list[Candidate]:
         """Variations of the lines the traced test ran, in the files the run may change, that
         pass the traced test alone (screened in one batch): only those are run on the suite."""
-        found: list[Mutant] = []
         trace = state.get("trace") or ""
         strings = string_lines(trace)
-        for rel, ran in traced_lines(trace).items():
+        sources: dict[str, str] = {}
+        lines: dict[str, list[int]] = {}
+
+        def suspect(rel: str, more: list[int]) -> None:
             # The file as it is (what was shown may be an excerpt), if the run may change it.
-            source = read_text_or_none(repo / rel)
-            if source is None or is_test_file(rel) or len(found) >= limit:
+            source = sources.get(rel) or read_text_or_none(repo / rel)
+            if source is None or is_test_file(rel):
+                return
+            sources[rel] = source
+            lines[rel] = list(dict.fromkeys([*lines.get(rel, []), *more]))
+
+        roots = search_roots(state["traced"].split("::")[0], repo) if state["traced"] else [repo]
+        for rel, ran in traced_lines(trace).items():
+            suspect(rel, ran)
+            if rel not in sources:
                 continue
-            lines = suspicious_lines(source, ran)
-            found += mutants_of(rel, source, lines, limit - len(found), strings.get(rel, set()))
+            suspect(rel, suspicious_lines(sources[rel], ran, trace))
+            for module, level, name in imported_reads(sources[rel], ran):
+                target = module_path(module, level, rel, repo, roots)
+                if target is not None and target != rel and (text := read_text_or_none(repo / target)):
+                    try:
+                        suspect(target, assignment_lines(ast.parse(text), {name}, trace))
+                    except SyntaxError:
+                        continue
+        found = interleaved(
+            [mutants_of(rel, sources[rel], rel_lines, limit, strings.get(rel, set()))
+             for rel, rel_lines in lines.items()],
+            limit,
+        )
         if not found:
             emit("mutants", round=rnd, count=0, passed_test=0)
             return []

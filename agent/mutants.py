@@ -85,27 +85,97 @@ def string_lines(trace: str) -> dict[str, set[int]]:
     return found
 
 
-def suspicious_lines(source: str, ran: list[int]) -> list[int]:
+def suspicious_lines(source: str, ran: list[int], trace: str = "") -> list[int]:
     """The lines that ran, then the lines of every module-level assignment they read."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return list(ran)
-    names_read: set[str] = set()
-    ran_set = set(ran)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.lineno in ran_set:
-            names_read.add(node.id)
-    extra: list[int] = []
+    return list(dict.fromkeys([*ran, *assignment_lines(tree, _names_read(tree, set(ran)), trace)]))
+
+
+def _names_read(tree: ast.Module, lines: set[int]) -> set[str]:
+    return {node.id for node in ast.walk(tree)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.lineno in lines}
+
+
+def assignment_lines(tree: ast.Module, names: set[str], trace: str = "") -> list[int]:
+    """The lines of the module-level assignments to `names`, and of the assignments their values
+    read in turn (`DIMENSIONS = {"length": LENGTH}` brings in LENGTH). Lines holding a dict
+    entry whose key the trace shows (`unit='mi'`) come first: the entry the test looked up."""
+    assigned: dict[str, list[ast.stmt]] = {}
     for stmt in tree.body:
         targets: list[ast.expr] = []
         if isinstance(stmt, ast.Assign):
             targets = stmt.targets
         elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
             targets = [stmt.target]
-        if any(isinstance(t, ast.Name) and t.id in names_read for t in targets):
-            extra += range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1)
-    return list(dict.fromkeys([*ran, *extra]))
+        for target in targets:
+            for node in ast.walk(target):
+                if isinstance(node, ast.Name):
+                    assigned.setdefault(node.id, []).append(stmt)
+    pending, done, statements = list(names), set(), []
+    while pending:
+        name = pending.pop(0)
+        if name in done:
+            continue
+        done.add(name)
+        for stmt in assigned.get(name, []):
+            if stmt not in statements:
+                statements.append(stmt)
+                value = stmt.value if isinstance(stmt, ast.Assign | ast.AnnAssign) else None
+                pending += [n.id for n in ast.walk(value) if isinstance(n, ast.Name)] if value else []
+    lines = [n for stmt in statements for n in range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1)]
+    looked_up = {
+        key.lineno
+        for stmt in statements for node in ast.walk(stmt) if isinstance(node, ast.Dict)
+        for key in node.keys
+        if isinstance(key, ast.Constant) and isinstance(key.value, str | int) and repr(key.value) in trace
+    }
+    return sorted(dict.fromkeys(lines), key=lambda n: n not in looked_up)
+
+
+def imported_reads(source: str, ran: list[int]) -> list[tuple[str, int, str]]:
+    """(module, relative level, name) for each name the `ran` lines read from another module:
+    `from m import NAME` then `NAME`, or `import m` / `from pkg import m` then `m.NAME`. A
+    constant that is wrong where it is defined is read here but set there, at import."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    bound: dict[str, tuple[str, int, str]] = {}  # local name -> (module, level, name there)
+    modules: dict[str, tuple[str, int]] = {}  # local name -> (module, level) it binds
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ImportFrom):
+            for alias in stmt.names:
+                local = alias.asname or alias.name
+                bound[local] = (stmt.module or "", stmt.level, alias.name)
+                inner = f"{stmt.module}.{alias.name}" if stmt.module else alias.name
+                modules[local] = (inner, stmt.level)  # in case the name is a submodule
+        elif isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                if alias.asname:
+                    modules[alias.asname] = (alias.name, 0)
+    ran_set = set(ran)
+    found: list[tuple[int, int, tuple[str, int, str]]] = []
+    for node in ast.walk(tree):
+        if getattr(node, "lineno", None) not in ran_set:
+            continue
+        place = (node.lineno, node.col_offset)  # type: ignore[attr-defined]
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and bound.get(node.id, ("",))[0]:
+            found.append((*place, bound[node.id]))  # `from . import x` binds a module: see below
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+            found.append((*place, (*modules[node.value.id], node.attr)))
+    return list(dict.fromkeys(read for *_, read in sorted(found)))
+
+
+def interleaved(groups: list[list[Mutant]], limit: int) -> list[Mutant]:
+    """Up to `limit` mutants taking one from each group in turn, so that every file the failing
+    test touched gets a share of the bound, not only the first."""
+    found: list[Mutant] = []
+    for row in range(max((len(g) for g in groups), default=0)):
+        found += [g[row] for g in groups if row < len(g)]
+    return found[:limit]
 
 
 def mutants_of(

@@ -13,6 +13,17 @@ from turnout.agent.testrun import TestOutcome
 
 STILL_FAILING = "still fail"  # router/classify.py counts these to call the work hard
 
+SYSTEM_CHAT = """\
+You are turnout chat, an assistant on the user's machine with tools. When a question is about \
+the user's files, git repository or tests, call the right tool yourself first (never tell the \
+user to run it), then answer from its result in plain words."""
+
+
+def invalid_call(problems: list[str]) -> str:
+    listed = "\n".join(f"- {p}" for p in problems)
+    return f"Your tool call was not valid and was not run:\n{listed}\nCorrect it, or answer in words."
+
+
 SYSTEM_REPAIR = (
     "You are turnout, a careful coding agent. You fix the code under test so that the failing "
     "tests pass. The tests are the specification: never change them. Keep the fix as small as "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -90,7 +91,8 @@ class TaskResult(BaseModel):
 
 
 def run_one(
-    task: AgentTask, config_name: str, model: Any, work: Path, policy_file: Path | None = None
+    task: AgentTask, config_name: str, model: Any, work: Path, policy_file: Path | None = None,
+    keep: Path | None = None,
 ) -> TaskResult:
     workspace = prepare_workspace(task, work / f"{config_name}-{task.name}")
     config = AgentConfig(**CONFIGS[config_name].agent)
@@ -99,6 +101,9 @@ def run_one(
                       policy_file=policy_file)
     wall = time.perf_counter() - started
     check = verify(task, workspace)
+    if keep is not None:  # the run's events, report and candidates, to see why it went as it did
+        shutil.copytree(workspace / ".turnout" / "runs" / report.run_id,
+                        keep / f"{config_name}-{task.name}", dirs_exist_ok=True)
     return TaskResult(
         config=config_name, task=task.name, kind=task.kind, bug_class=task.bug_class,
         passed=check.passed, exit_status=report.exit_status, wall_seconds=round(wall, 2),
@@ -215,7 +220,7 @@ class ConfigModels:
 
 def run_benchmark(
     tasks: list[AgentTask], configs: list[str], models: ConfigModels, record: Path,
-    say: Callable[[str], None], threads: int | None = None,
+    say: Callable[[str], None], threads: int | None = None, keep: Path | None = None,
 ) -> list[TaskResult]:
     done = {}
     if record.exists():
@@ -245,7 +250,7 @@ def run_benchmark(
                 model = models.for_config(setup)
                 for index, task in enumerate(todo, 1):
                     say(f"bench agent: {config} {index}/{len(todo)} {task.name} ...")
-                    result = run_one(task, config, model, Path(tmp), policy_file)
+                    result = run_one(task, config, model, Path(tmp), policy_file, keep)
                     say(f"bench agent: {config} {task.name}: {'pass' if result.passed else 'FAIL'} "
                         f"({result.exit_status}, {result.wall_seconds:.0f}s, {result.candidates} candidates)")
                     with record.open("a", encoding="utf-8") as out:
@@ -262,7 +267,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="qwen2.5-coder-1.5b", help="catalog model or .gguf path")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     parser.add_argument("--out", type=Path, default=Path("build/bench-agent"),
-                        help="folder for results.json, plot.png and the record (default: build/bench-agent)")
+                        help="folder for results.json, plot.png, the record and each run's events in runs/ (default: build/bench-agent)")
     parser.add_argument("--record", type=Path, default=None,
                         help="JSON-lines record to resume from and append to (default: OUT/record.jsonl)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -284,7 +289,7 @@ def run_cli(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     if any(CONFIGS[c].hard for c in configs):
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     models = ConfigModels(lambda name: open_local_model(name, threads=args.threads), args.model)
-    results = run_benchmark(tasks, configs, models, record, say, threads=args.threads)
+    results = run_benchmark(tasks, configs, models, record, say, threads=args.threads, keep=args.out / "runs")
     rows = summarise(results)
     (args.out / "results.json").write_text(
         json.dumps({"summary": rows, "results": [r.model_dump() for r in results]}, indent=2),

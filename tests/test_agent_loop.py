@@ -329,6 +329,30 @@ def test_when_the_greedy_reply_fails_a_one_token_variation_of_the_traced_lines_c
     assert len([c for c in report.candidates if c.route == "mutation"]) <= screen["passed_test"]
 
 
+def test_a_wrong_constant_set_in_another_module_is_among_the_variations(tmp_path: Path) -> None:
+    # The test runs only lookup code in money.py; the wrong factor sits in rates.py, read through
+    # an import under `src/` that the test file puts on sys.path.
+    (tmp_path / "src" / "shop").mkdir(parents=True)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "src/shop/__init__.py").write_text("")
+    rates = 'MINOR_UNITS = {\n    "eur": 100,\n    "jpy": 1,\n    "kwd": 100,\n}\nTABLES = {"minor": MINOR_UNITS}\n'
+    (tmp_path / "src/shop/rates.py").write_text(rates)
+    (tmp_path / "src/shop/money.py").write_text(
+        "from shop.rates import TABLES\n\n\ndef to_minor(amount, currency):\n"
+        "    factor = TABLES['minor'][currency]\n    return round(amount * factor)\n")
+    (tmp_path / "tests/test_money.py").write_text(
+        "import sys\nfrom pathlib import Path\n\nsys.path.insert(0, str(Path(__file__).parent.parent / 'src'))\n\n"
+        "from shop.money import to_minor\n\n\ndef test_euro():\n    assert to_minor(1.5, 'eur') == 150\n\n\n"
+        "def test_dinar_has_three_decimals():\n    assert to_minor(1.5, 'kwd') == 1500\n")
+    model = ScriptedModel(["I do not know."])
+    report = run_task("make the tests pass", tmp_path, model, config=AgentConfig(
+        samples=0, reflections=0, alternatives=0, mutants=60))
+
+    assert report.exit_status == "tests_passed", report.summary
+    assert (tmp_path / "src/shop/rates.py").read_text() == rates.replace('"kwd": 100', '"kwd": 1000')
+    assert report.files_changed == ["src/shop/rates.py"] and len(model.requests) == 1
+
+
 def test_a_file_too_large_to_show_whole_is_shown_as_the_definitions_the_failing_test_ran(tmp_path: Path) -> None:
     filler = "".join(f"def helper_{i}(x):\n    '''Long.'''\n" + "    x += 1\n" * 12 + "    return x\n\n\n"
                      for i in range(40))

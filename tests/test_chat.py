@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from turnout.agent import approvals
 from turnout.agent.approvals import ApprovalPolicy, ApprovalRequest, Decision, GuardedHost
-from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings
+from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings, UndoableTurns
+from turnout.agent.cli.chat import run_in_chat
 from turnout.agent.cli.main import build_parser, main
 from turnout.agent.compose import target_for
+from turnout.agent.run import list_runs
 from turnout.agent.host import McpHost, builtin_servers
 from turnout.runtimes.base import Message
 from turnout.runtimes.errors import UsageError
@@ -130,6 +132,55 @@ def test_an_edit_the_user_declines_is_not_written_and_the_model_is_told(
     assert "+    return a + b" in asked[0].preview
     assert result.tool_calls[0].is_error and "did not approve" in result.tool_calls[0].result
     assert (repo / "calc.py").read_text(encoding="utf-8").endswith("a - b\n")
+
+
+def test_what_a_chat_answer_writes_can_be_undone_and_a_turn_that_reads_leaves_no_run(
+    host: McpHost, repo: Path
+) -> None:
+    original = (repo / "calc.py").read_text(encoding="utf-8")
+    model = ScriptedModel([
+        call("read_file", path="calc.py"), "It subtracts.",
+        call("replace_in_file", path="calc.py", old="a - b", new="a + b"),
+        call("write_file", path="notes/todo.md", content="check add\n"), "Fixed, and noted.",
+    ])
+    turns = UndoableTurns(GuardedHost(host, ApprovalPolicy(mode="full-auto")), repo)
+    session = ChatSession(model, turns)
+    for text in ("what does add do?", "fix add and note it"):
+        turns.begin(text)
+        assert session.send(text).exit_status == "answered"
+
+    assert len(turns.turns) == 1  # only the turn that wrote is a run
+    [listed] = list_runs(repo)
+    assert listed.task == "chat: fix add and note it" and listed.run_id == turns.turns[0]
+    assert "a + b" in (repo / "calc.py").read_text(encoding="utf-8")
+
+    undone = turns.undo_last()
+    assert undone is not None and undone.status == "restored"
+    assert undone.restored == ["calc.py"] and undone.removed == ["notes/todo.md"]
+    assert (repo / "calc.py").read_text(encoding="utf-8") == original
+    assert not (repo / "notes").exists()
+    assert turns.undo_last() is None  # nothing left to undo in this session
+
+
+def test_run_in_a_chat_lands_only_a_verified_change_and_undo_puts_it_back(
+    calc_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(calc_repo)
+    buggy = (calc_repo / "calc.py").read_text(encoding="utf-8")
+    fixed = buggy.replace("(len(values) - 1)", "len(values)")
+    model = ScriptedModel(["calc.py\n```python\n" + fixed + "```\n"])
+    with McpHost(builtin_servers(calc_repo)) as started:
+        turns = UndoableTurns(GuardedHost(started, ApprovalPolicy(mode="auto-edit")), calc_repo)
+        session = ChatSession(model, turns)
+        said: list[str] = []
+        run_in_chat("make the tests pass", session, "auto-edit", turns, said.append)
+
+    assert (calc_repo / "calc.py").read_text(encoding="utf-8") == fixed
+    assert any("tests pass" in line.lower() or "passed" in line for line in said)
+    assert session.messages[-1].content.startswith("tests_passed")  # the conversation knows
+    undone = turns.undo_last()
+    assert undone is not None and undone.restored == ["calc.py"]
+    assert (calc_repo / "calc.py").read_text(encoding="utf-8") == buggy
 
 
 def test_a_model_that_keeps_calling_tools_stops_at_the_round_limit(host: McpHost) -> None:

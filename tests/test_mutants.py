@@ -5,7 +5,14 @@ from __future__ import annotations
 import ast
 
 import pytest
-from turnout.agent.mutants import mutants_of, string_lines, suspicious_lines, traced_lines
+from turnout.agent.mutants import (
+    assignment_lines,
+    imported_reads,
+    mutants_of,
+    string_lines,
+    suspicious_lines,
+    traced_lines,
+)
 
 TRACE = """\
 src/geometry.py:14 rotate(point=(1, 0), degrees=90, origin=(0.0, 0.0))
@@ -26,6 +33,22 @@ def test_a_trace_gives_the_lines_each_file_ran_in_order() -> None:
 def test_the_module_level_constants_a_traced_line_reads_are_suspicious_too() -> None:
     source = "import math\n\nRATE = math.pi / 360\nUNUSED = 3\n\n\ndef f(x):\n    return x * RATE\n"
     assert suspicious_lines(source, [8]) == [8, 3]
+
+
+def test_constants_come_in_through_the_assignments_that_read_them_with_the_entry_looked_up_first() -> None:
+    source = ('"""Factors."""\n\nLENGTH = {\n    "m": 1.0,\n    "km": 1000.0,\n    "mi": 1.609344,\n}\n'
+              'MASS = {"kg": 1.0}\nOTHER = 3\nDIMENSIONS = {"length": LENGTH, "mass": MASS}\n')
+    lines = assignment_lines(ast.parse(source), {"DIMENSIONS"}, trace="  5: x = table[unit]    -> unit='mi'")
+    assert lines[0] == 6  # the "mi" entry: the trace shows the test looking it up
+    assert sorted(lines) == [3, 4, 5, 6, 7, 8, 10]  # DIMENSIONS, LENGTH and MASS, not OTHER
+
+
+def test_the_names_a_line_reads_from_other_modules_name_the_module_they_are_set_in() -> None:
+    source = ("from units.factors import DIMENSIONS as DIMS\nfrom . import rates\nimport units.extra as extra\n\n\n"
+              "def f(unit):\n    return DIMS[unit] * rates.VAT + extra.BIAS\n")
+    assert imported_reads(source, [7]) == [("units.factors", 0, "DIMENSIONS"), ("rates", 1, "VAT"),
+                                           ("units.extra", 0, "BIAS")]
+    assert imported_reads(source, [1]) == []  # only what the given lines read
 
 
 def fixes(source: str, lines: list[int] | None = None) -> list[str]:

@@ -23,10 +23,12 @@ from typing import Any
 
 from turnout.agent import compose
 from turnout.agent.approvals import MODES, decide, terminal_asker
-from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings
+from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings, UndoableTurns
+from turnout.agent.cli.undo import render as render_undo
 from turnout.agent.paths import cache_dir
-from turnout.agent.run import run_logger
+from turnout.agent.run import RunInterrupted, render, run_logger, run_task
 from turnout.router.router import PolicyRouter
+from turnout.runtimes.base import Message
 from turnout.runtimes.errors import UsageError
 
 HELP = """\
@@ -34,6 +36,9 @@ HELP = """\
 /tools           list the tools, by server, with what the approval policy does for each
 /route           show where the last request went and why (the policy router's decision)
 /approvals [M]   show the approval mode, or set it: ask, auto-edit, full-auto
+/run TASK        do TASK as `turnout run` does: candidates verified by the tests on a
+                 scratch copy, only a winner lands (the same model, tools and approvals)
+/undo            put back the files the latest answer or /run of this session changed
 /new             start a new conversation (the old one is forgotten)
 /help            this list
 /quit            leave (Ctrl-D does too)"""
@@ -131,8 +136,10 @@ def interactive(
 ) -> int:
     """The terminal session: a line from the user, the model's answer, until /quit or Ctrl-D."""
     guarded = opened.tools
+    # What each answer writes is a run of its own, so /undo (or `turnout undo`) can put it back.
+    turns = UndoableTurns(guarded, Path.cwd())
     history = ChatHistory(chat_dir / "history.json", ChatSettings().history_messages)
-    session = ChatSession(opened.model, guarded, history=history.load(), show=say)
+    session = ChatSession(opened.model, turns, history=history.load(), show=say)
     tools = guarded.list_tools()
     say(f"model {model_spec}; {len(tools)} tools from {connected} MCP servers; "
         f"approvals: {guarded.policy.mode}. /help lists the commands.")
@@ -181,9 +188,18 @@ def interactive(
                 say(f"model: {model_spec}")
             elif command == "/route":
                 show_route(session, say)
+            elif command == "/undo":
+                undone = turns.undo_last()
+                say(render_undo(undone) if undone else "nothing to undo: no answer or /run of this session changed a file")
+            elif command == "/run":
+                if not rest:
+                    say('/run needs the task, e.g. /run make the tests pass')
+                    continue
+                run_in_chat(rest, session, guarded.policy.mode, turns, say)
             else:
                 say(f"unknown command {command}; /help lists them")
             continue
+        turns.begin(line)
         try:
             result = session.send(line)
         except KeyboardInterrupt:
@@ -195,6 +211,24 @@ def interactive(
             say(f"{model_spec}> {result.reply}")
         history.save(session.messages)
     return 0
+
+
+def run_in_chat(task: str, session: ChatSession, mode: str, turns: UndoableTurns, say: Callable[[str], None]) -> None:
+    """`/run TASK`: the agent loop of `turnout run` on this directory, through the chat's model
+    (the policy router: its targets answer as they would in the chat) and its approval mode."""
+    try:
+        report = run_task(task, Path.cwd(), session.model, approval_mode=mode,  # type: ignore[arg-type]
+                          asker=terminal_asker, progress=lambda line: say(f"  ({line})"))
+    except RunInterrupted as stopped:
+        report = stopped.report
+    except UsageError as exc:
+        say(f"turnout: {exc}")
+        return
+    turns.turns.append(report.run_id)
+    say(render(report))
+    # The conversation hears what was done, so a follow-up question can build on it.
+    session.messages.append(Message(role="user", content=f"/run {task}"))
+    session.messages.append(Message(role="assistant", content=f"{report.exit_status}: {report.summary}"))
 
 
 def show_route(session: ChatSession, say: Callable[[str], None]) -> None:
