@@ -20,8 +20,8 @@ from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings, UndoableT
 from turnout.agent.cli.chat import run_in_chat
 from turnout.agent.cli.main import build_parser, main
 from turnout.agent.compose import target_for
-from turnout.agent.run import list_runs
 from turnout.agent.host import McpHost, builtin_servers
+from turnout.agent.run import list_runs
 from turnout.runtimes.base import Message
 from turnout.runtimes.errors import UsageError
 from turnout.runtimes.testing.fake import ScriptedModel

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -214,6 +215,99 @@ def test_a_run_killed_with_sigkill_resumes_from_a_second_clone_through_the_comma
     assert main(["runs", "--repo", str(ci), "--json"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
     assert listed["run_id"] == run_id and listed["status"] == "tests_passed" and listed["task"] == TASK
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""  # gone since it was listed
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["bubblewrap", "no-sandbox"])
+def test_a_run_killed_with_sigkill_while_its_candidate_is_tested_leaves_no_process_and_resumes(
+    calc_repo: Path, tmp_path: Path, sandboxed: bool
+) -> None:
+    # The candidate's test run holds (a copy with the fix and the `hold` file sleeps), so the
+    # kill lands while the tests server waits on pytest, inside the sandbox.
+    (calc_repo / "hold").write_text("")
+    (calc_repo / "tests" / "test_hold.py").write_text(
+        "import time\nfrom pathlib import Path\n\n\ndef test_hold():\n"
+        f"    if Path('hold').exists() and {FIXED.strip()!r} in Path('calc.py').read_text():\n"
+        "        time.sleep(120)\n")
+    fix = whole("calc.py", calc_with(calc_repo, FIXED))
+
+    def reply(request: RecordedRequest) -> Scripted:
+        if isinstance(request.body, dict) and request.body.get("stream"):
+            return Scripted.sse(openai_stream(fix))
+        return Scripted(body=openai_completion(fix))
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    flags = []
+    if not sandboxed:  # no bwrap on PATH: the tests server runs pytest bare, in its own group
+        bare = tmp_path / "bin"
+        bare.mkdir()
+        for tool in ("git", "sh", "env"):
+            (bare / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{bare}"
+        flags = ["--allow-unsandboxed"]
+    with FakeUpstream(reply) as upstream:
+        command = [sys.executable, "-m", "turnout.agent.cli", "run", TASK, "--repo", str(calc_repo),
+                   "--model", f"{upstream.url}/v1#fake", "--samples", "0", "--reflections", "0", "--json",
+                   *flags]
+        first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 120
+        def testing() -> bool:  # the model has answered and a pytest runs below the run
+            asked = any(r.path.endswith("/chat/completions") for r in upstream.requests)
+            return asked and any(b"-m\x00pytest" in cmdline(p) for p in descendants(first.pid) if alive(p))
+
+        while not testing():
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the candidate's tests never started"
+            time.sleep(0.2)
+        time.sleep(1.0)
+        below = descendants(first.pid)
+        first.send_signal(signal.SIGKILL)
+        _, err = first.communicate(timeout=30)
+        run_id = re.search(r"run (\S+) in ", err).group(1)  # type: ignore[union-attr]
+        gone_by = time.monotonic() + 20
+        while any(alive(p) for p in below) and time.monotonic() < gone_by:
+            time.sleep(0.2)
+        assert not [p for p in below if alive(p)], "processes outlived the killed run"
+
+        (calc_repo / "hold").unlink()
+        second = subprocess.run([*command[:4], "--resume", run_id, *command[5:]], capture_output=True,
+                                text=True, env=env, timeout=300, check=False)
+
+    assert second.returncode == 0, second.stderr
+    report = json.loads(second.stdout)
+    assert report["exit_status"] == "tests_passed" and report["files_changed"] == ["calc.py"]
+    assert f"+{FIXED}" in report["diff"] and (calc_repo / "calc.py").read_text() == calc_with(calc_repo, FIXED)
 
 
 def test_a_run_of_another_repository_is_not_adopted(

@@ -39,8 +39,13 @@ MAX_TIMEOUT_SECONDS = 3600
 # After the command ends or is killed, how long to wait for the output pipe to drain.
 DRAIN_SECONDS = 5.0
 
-# prctl(2) option: orphaned descendants re-parent to this process instead of init.
+# prctl(2) options: orphaned descendants re-parent to this process instead of init; a signal
+# when the thread that started this process ends.
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
+
+# The process groups of the commands running now, for `die_with_parent`.
+_RUNNING: set[int] = set()
 
 _SUMMARY = re.compile(
     r"^=*\s*("
@@ -120,6 +125,25 @@ def become_subreaper() -> bool:
     return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
+def die_with_parent() -> None:
+    """The agent that started this server can die without a word (kill -9, out of memory): its
+    pipe closes, but a command the server is waiting on would run on to its timeout, and the
+    test run would outlive the agent as an orphan. Linux then sends SIGTERM here (prctl
+    PDEATHSIG), and the running commands and their leftovers go down with this server."""
+    if not sys.platform.startswith("linux"):
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        for pgid in list(_RUNNING):
+            kill_group(pgid)
+        kill_orphans()
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def children_of(parent: int) -> list[int]:
     """Process ids whose parent is `parent`, read from /proc."""
     found: list[int] = []
@@ -193,6 +217,7 @@ def run_command(
     except OSError as exc:
         raise ToolError(f"could not start the command {command!r}: {exc}") from None
     assert process.stdout is not None
+    _RUNNING.add(process.pid)  # its process group: it leads one (start_new_session)
     keeper = OutputKeeper()
     reader = threading.Thread(target=keeper.drain, args=(process.stdout,), daemon=True)
     reader.start()
@@ -201,6 +226,7 @@ def run_command(
     # otherwise outlive the run and hold the output pipe open.
     kill_group(process.pid)
     exit_code = process.wait()
+    _RUNNING.discard(process.pid)
     # Children that left the group (setsid, daemonised) were re-parented to this server, the
     # subreaper: end them too.
     kill_orphans()
@@ -331,6 +357,7 @@ def main() -> None:
     except ValueError as exc:
         parser.error(str(exc))
     become_subreaper()
+    die_with_parent()
     create_server(resolve_root(args.root), args.test_command, sandbox).run()
 
 
