@@ -29,6 +29,7 @@ from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field
 from turnout.agent import prompts
 from turnout.agent.edits import Edit, parse_reply, render_edits
+from turnout.agent.examples import dotted, example_tests, module_names
 from turnout.agent.localize import localize, module_path, repo_map, search_roots
 from turnout.agent.mutants import (
     assignment_lines,
@@ -251,8 +252,17 @@ def build_graph(
             drafter=config.drafter,
         )
         update: RunState = {"step": state["step"]}
+        # The examples the task states in code are tests as they stand, no model needed.
+        examples = stated_examples(state, path)
+        if examples:
+            problem = spec_verdict(scratch.run_with(examples))
+            emit("spec_examples", path=next(iter(examples)), tests=next(iter(examples.values())).count("def test_"),
+                 problem="" if problem.startswith("the tests pass") else problem)
+            if problem and not problem.startswith("the tests pass"):
+                examples = {}  # they cannot run here; the task's words are still the model's
         # Greedy first; tests that cannot judge a change (they already pass, or do not set up)
         # are worth one sampled try more, since a wrong verdict costs every later round.
+        found: dict[str, str] = {}
         for attempt in range(config.spec_tries):
             if attempt:
                 request = request.model_copy(update={"temperature": config.sample_temperature,
@@ -267,11 +277,25 @@ def build_graph(
             emit("spec", path=path, attempt=attempt, tests=text.count("def test_"), problem=problem,
                  seconds=round(clock() - started, 2), completion_tokens=reply.usage.completion_tokens)
             if not problem:
-                update["spec"] = {path: text}
-                update["messages"] = [system.model_dump(), Message(
-                    role="user", content=f"{context.content}\n\n{prompts.spec_section(path, text)}").model_dump()]
-                return update
+                found = {path: text}
+                break
+        spec = {**found, **examples}
+        if spec:
+            update["spec"] = spec
+            sections = "\n\n".join(prompts.spec_section(rel, text) for rel, text in spec.items())
+            update["messages"] = [system.model_dump(), Message(
+                role="user", content=f"{context.content}\n\n{sections}").model_dump()]
         return update
+
+    def stated_examples(state: RunState, spec_file: str) -> dict[str, str]:
+        """The task's own examples as a test file beside the task's tests ({} when none)."""
+        test_files = state.get("test_files") or []
+        existing = read_text_or_none(repo / test_files[0]) if test_files else None
+        roots = search_roots(test_files[0], repo) if test_files else [repo, repo / "src"]
+        shown = list(state.get("shown") or {})
+        target = dotted(repo / shown[0], roots) if shown else ""
+        text = example_tests(task, prompts.import_lines(existing or ""), module_names(repo, shown, roots), target)
+        return {spec_file.replace(SPEC_FILE, EXAMPLES_FILE): text} if text else {}
 
     def propose(state: RunState) -> RunState:
         candidates = [Candidate.model_validate(c) for c in state["candidates"]]
@@ -647,6 +671,7 @@ def spec_path(repo: Path, test_files: list[str]) -> str:
 
 
 SPEC_FILE = "test_turnout_task.py"
+EXAMPLES_FILE = "test_turnout_examples.py"
 
 
 def spec_problem(path: str, text: str) -> str:

@@ -241,7 +241,9 @@ def test_a_candidate_that_does_not_import_ranks_below_one_that_fails_a_test() ->
     assert failure_count(TestOutcome(exit_code=1, summary="1 failed, 2 errors in 0.1s")) == 3
 
 
-MEDIAN_TASK = "add median(values) to calc.py: median([3, 1, 2]) == 2 and median([4, 1, 3, 2]) == 2.5"
+# Its examples in words, not code: the model writes the task's tests (examples in code are
+# taken as they stand, tested below).
+MEDIAN_TASK = "add median(values) to calc.py: the median of 3, 1, 2 is 2 and that of 4, 1, 3, 2 is 2.5"
 MEDIAN_SPEC = (
     "```python\nfrom calc import median\n\n\ndef test_odd():\n    assert median([3, 1, 2]) == 2\n\n\n"
     "def test_even():\n    assert median([4, 1, 3, 2]) == 2.5\n```\n"
@@ -271,6 +273,24 @@ def test_a_task_run_checks_candidates_against_tests_written_from_the_task(calc_r
     spec_prompt = model.requests[0].messages[-1].content
     assert "from calc import mean, spread, total" in spec_prompt  # the existing tests' imports
     assert "def test_even" in model.requests[1].messages[-1].content  # every round sees them
+
+
+def test_the_examples_a_task_states_in_code_judge_candidates_even_when_the_models_tests_miss_them(
+    calc_repo: Path,
+) -> None:
+    (calc_repo / "calc.py").write_text(calc_with(calc_repo, FIXED))
+    task = "add median(values) to calc.py, e.g. median([3, 1, 2]) == 2 and `median([4, 1, 3, 2])` returns 2.5"
+    # The model's tests check only the odd case, which the wrong try gets right.
+    odd_only = "```python\nfrom calc import median\n\n\ndef test_odd():\n    assert median([3, 1, 2]) == 2\n```\n"
+    model = ScriptedModel([odd_only, whole("calc.py", MEDIAN_WRONG), whole("calc.py", MEDIAN_RIGHT)])
+    report = run_task(task, calc_repo, model, config=AgentConfig(samples=1, reflections=0, alternatives=0))
+
+    assert [c.status for c in report.candidates] == ["failed", "passed"]
+    assert "1 failed" in report.candidates[0].summary  # the even example, from the task's words
+    assert "def middle" not in (calc_repo / "calc.py").read_text() and "middle - 1" in (calc_repo / "calc.py").read_text()
+    prompt = model.requests[1].messages[-1].content
+    assert "test_turnout_examples.py" in prompt and "assert median([4, 1, 3, 2]) == 2.5" in prompt
+    assert not list(calc_repo.rglob("test_turnout_examples.py"))  # never in the user's tree
 
 
 def test_a_task_run_whose_tries_all_miss_the_tasks_tests_lands_the_closest_green_one(calc_repo: Path) -> None:
