@@ -19,6 +19,7 @@ and never lands an edit twice.
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 import time
 from collections.abc import Callable
@@ -263,10 +264,15 @@ def build_graph(
         # Greedy first; tests that cannot judge a change (they already pass, or do not set up)
         # are worth one sampled try more, since a wrong verdict costs every later round.
         found: dict[str, str] = {}
+        first, reply, problem = request, None, ""
         for attempt in range(config.spec_tries):
-            if attempt:
-                request = request.model_copy(update={"temperature": config.sample_temperature,
-                                                     "seed": config.seed + attempt, "drafter": None})
+            if attempt and reply is not None:
+                # Once more, sampled, with the tests that could not judge and why.
+                retry = prompts.spec_retry(problem, new_names(task, state.get("shown") or {}))
+                request = first.model_copy(update={
+                    "temperature": config.sample_temperature, "seed": config.seed + attempt, "drafter": None,
+                    "messages": [*first.messages, Message(role="assistant", content=reply.raw_text or reply.text),
+                                 Message(role="user", content=retry)]})
             started = clock()
             replies, calls = sample(model, request)
             reply = replies[0]
@@ -661,6 +667,20 @@ def spec_verdict(before: TestOutcome) -> str:
     setup = re.search(r"fixture '[^']+' not found", before.output) or re.search(
         r"ERROR at setup of \S+", before.output)
     return f"the tests cannot run: {setup.group(0)}" if setup else ""
+
+
+def new_names(task: str, shown: dict[str, str]) -> list[str]:
+    """The names and flags the task writes as code (`stats()`, `--verbose`, `median(values)`)
+    that the code shown does not hold yet: what the task's tests must exercise."""
+    spans = (re.findall(r"`([^`]+)`", task) + re.findall(r"(?<![\w.-])([A-Za-z_]\w*)\(", task)
+             + re.findall(r"(?<![\w-])(--[A-Za-z][\w-]*)", task))
+    names = []
+    for span in spans:
+        match = re.match(r"\s*(--?[A-Za-z][\w-]*|[A-Za-z_][\w.]*)", span)
+        name = match.group(1) if match else ""
+        if name and name not in vars(builtins) and not any(name in text for text in shown.values()):
+            names.append(name)
+    return list(dict.fromkeys(names))
 
 
 def spec_path(repo: Path, test_files: list[str]) -> str:

@@ -57,6 +57,16 @@ def spec_form(path: str, imports: str) -> str:
     return SPEC_FORM.format(path=path, imports_note=note)
 
 
+def spec_retry(problem: str, names: list[str]) -> str:
+    """Why the task's tests just written cannot judge a change, and what to do instead."""
+    what = (f" Each test must use what the task adds ({', '.join(names)}), which the code does not "
+            "have yet." if names else " Each test must check what the task adds or changes.")
+    if "fixture" in problem:
+        what += " A test function's parameters are fixtures: write tests that take no parameters."
+    return (f"Those tests cannot judge the change: {problem}.{what} Write the whole test file "
+            "again, in one ```python block.")
+
+
 def import_lines(test_source: str) -> str:
     """The head of a test file, up to its first test or fixture: the imports and path set-up a
     new test file beside it needs."""

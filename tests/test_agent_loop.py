@@ -421,5 +421,9 @@ def test_tests_from_the_task_that_check_nothing_new_are_asked_for_once_more(calc
     report = run_task(MEDIAN_TASK, calc_repo, model, config=config)
 
     assert model.requests[1].temperature > 0  # the second try is sampled, not the same greedy reply
+    # ... and it sees the tests that could not judge, why, and what the task adds.
+    *_, shown_again, why = model.requests[1].messages
+    assert shown_again.role == "assistant" and "def test_total" in shown_again.content
+    assert "pass before any change" in why.content and "(median)" in why.content
     assert "def test_even" in model.requests[2].messages[-1].content  # the second try's tests are used
     assert [c.status for c in report.candidates] == ["failed", "passed"]
