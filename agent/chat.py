@@ -11,6 +11,7 @@ the tools come from `agent/compose.py`.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from turnout.runtimes.base import (
     ToolSpec,
 )
 from turnout.runtimes.errors import PolicyRefusal, RuntimeFailure
+from turnout.tools._common import unified_diff
 
 
 class ChatSettings(BaseModel):
@@ -234,6 +236,22 @@ class UndoableTurns:
             self.turns.append(run_id)
         return (self._writes or self.host).call_tool(name, arguments)
 
+    def diff(self) -> str:
+        """What this session's answers changed that is still in place: each file against what it
+        held before the session first wrote it."""
+        before: dict[str, bytes | None] = {}
+        for run_id in self.turns:
+            record = load_record(self.repo / ".turnout" / "runs" / run_id)
+            for rel, change in (record.files.items() if record and not record.undone else []):
+                before.setdefault(rel, None if change.before is None else base64.b64decode(change.before))
+        chunks = []
+        for rel, old in sorted(before.items()):
+            now = (self.repo / rel).read_bytes() if (self.repo / rel).is_file() else None
+            if now != old:
+                decode = lambda b: None if b is None else b.decode("utf-8", errors="replace")
+                chunks.append(unified_diff(rel, decode(old), decode(now)))
+        return "".join(chunks)
+
     def undo_last(self) -> UndoResult | None:
         """Undo this session's latest turn that changed files and is not undone yet (None: none)."""
         for run_id in reversed(self.turns):
@@ -241,6 +259,10 @@ class UndoableTurns:
             if record is not None and record.files and not record.undone:
                 return undo_run(self.repo, run_id)
         return None
+
+
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", errors="replace")
 
 
 def summarise(content: str, is_error: bool, lines: int = 12) -> str:

@@ -154,9 +154,13 @@ def test_what_a_chat_answer_writes_can_be_undone_and_a_turn_that_reads_leaves_no
     assert listed.task == "chat: fix add and note it" and listed.run_id == turns.turns[0]
     assert "a + b" in (repo / "calc.py").read_text(encoding="utf-8")
 
+    diff = turns.diff()
+    assert "-    return a - b\n+    return a + b" in diff and "+++ b/notes/todo.md" in diff
+
     undone = turns.undo_last()
     assert undone is not None and undone.status == "restored"
     assert undone.restored == ["calc.py"] and undone.removed == ["notes/todo.md"]
+    assert turns.diff() == ""
     assert (repo / "calc.py").read_text(encoding="utf-8") == original
     assert not (repo / "notes").exists()
     assert turns.undo_last() is None  # nothing left to undo in this session

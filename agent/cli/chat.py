@@ -17,19 +17,21 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from turnout.agent import compose
 from turnout.agent.approvals import MODES, decide, terminal_asker
-from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings, UndoableTurns
+from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings, TurnResult, UndoableTurns
 from turnout.agent.cli.undo import render as render_undo
 from turnout.agent.paths import cache_dir
 from turnout.agent.run import RunInterrupted, render, run_logger, run_task
+from turnout.router.policy import TargetConfig
 from turnout.router.router import PolicyRouter
-from turnout.runtimes.base import Message
-from turnout.runtimes.errors import UsageError
+from turnout.runtimes.base import Message, Usage
+from turnout.runtimes.errors import TurnoutError, UsageError
+from turnout.runtimes.remote.retry import Pricing
 
 HELP = """\
 /model [SPEC]    show the model, or switch to SPEC (local, ollama/NAME, http://HOST:PORT/v1, ...)
@@ -39,6 +41,8 @@ HELP = """\
 /run TASK        do TASK as `turnout run` does: candidates verified by the tests on a
                  scratch copy, only a winner lands (the same model, tools and approvals)
 /undo            put back the files the latest answer or /run of this session changed
+/diff            what this session's answers changed, as a diff
+/cost            tokens used in this session, and their price where the policy gives one
 /new             start a new conversation (the old one is forgotten)
 /help            this list
 /quit            leave (Ctrl-D does too)"""
@@ -138,6 +142,7 @@ def interactive(
     guarded = opened.tools
     # What each answer writes is a run of its own, so /undo (or `turnout undo`) can put it back.
     turns = UndoableTurns(guarded, Path.cwd())
+    totals = SessionTotals(opened.model.policy.targets if isinstance(opened.model, PolicyRouter) else {})
     history = ChatHistory(chat_dir / "history.json", ChatSettings().history_messages)
     session = ChatSession(opened.model, turns, history=history.load(), show=say)
     tools = guarded.list_tools()
@@ -172,7 +177,10 @@ def interactive(
                     rule = decide(guarded.policy, info)
                     say(f"  {info.name:<36} [{info.server}] {rule:<5} {info.description.strip()[:60]}")
             elif command == "/approvals":
-                if rest in MODES:
+                if rest and rest not in MODES:
+                    say(f"unknown approval mode {rest!r}; choose one of {', '.join(MODES)}")
+                    continue
+                if rest:
                     guarded.policy = guarded.policy.model_copy(update={"mode": rest})
                 say(f"approval mode: {guarded.policy.mode}")
             elif command == "/model":
@@ -183,11 +191,16 @@ def interactive(
                             switched.carry_taint_from(session.model)
                         session.model = switched
                         model_spec = rest
-                    except UsageError as exc:
-                        say(f"turnout: {exc}")
+                    except (TurnoutError, OSError, ValueError) as exc:
+                        # A missing file or a server that does not answer: the session goes on.
+                        say(f"turnout: {exc}; still on {model_spec}")
                 say(f"model: {model_spec}")
             elif command == "/route":
                 show_route(session, say)
+            elif command == "/diff":
+                say(turns.diff() or "this session has changed no file")
+            elif command == "/cost":
+                say(totals.line())
             elif command == "/undo":
                 undone = turns.undo_last()
                 say(render_undo(undone) if undone else "nothing to undo: no answer or /run of this session changed a file")
@@ -205,12 +218,34 @@ def interactive(
         except KeyboardInterrupt:
             say("(interrupted)")
             continue
+        totals.add(result)
         if result.error:
             say(f"turnout: {result.exit_status}: {result.error}")
         else:
             say(f"{model_spec}> {result.reply}")
         history.save(session.messages)
     return 0
+
+
+class SessionTotals:
+    """The tokens a chat session used, per target, priced where the policy gives a price."""
+
+    def __init__(self, targets: Mapping[str, TargetConfig]) -> None:
+        self.prices = {name: Pricing(input_per_mtok=t.cost_per_mtok_input, output_per_mtok=t.cost_per_mtok_output)
+                       for name, t in targets.items() if t.cost_per_mtok_input or t.cost_per_mtok_output}
+        self.prompt = self.completion = 0
+        self.cost_usd = 0.0
+
+    def add(self, result: TurnResult) -> None:
+        self.prompt += result.prompt_tokens
+        self.completion += result.completion_tokens
+        if price := self.prices.get(result.route):
+            self.cost_usd += price.cost(Usage(prompt_tokens=result.prompt_tokens,
+                                              completion_tokens=result.completion_tokens))
+
+    def line(self) -> str:
+        cost = f", ${self.cost_usd:.4f}" if self.prices else " (no target here has a price)"
+        return f"{self.prompt} prompt + {self.completion} completion tokens{cost}"
 
 
 def run_in_chat(task: str, session: ChatSession, mode: str, turns: UndoableTurns, say: Callable[[str], None]) -> None:

@@ -15,7 +15,18 @@ import threading
 from importlib.metadata import PackageNotFoundError, version
 from types import FrameType
 
-from turnout.agent.cli import bench, chat, evals, explain, models, policy, run, runs, undo
+from turnout.agent.cli import (
+    bench,
+    chat,
+    completions,
+    evals,
+    explain,
+    models,
+    policy,
+    run,
+    runs,
+    undo,
+)
 from turnout.agent.cli.output import configure_logging
 from turnout.agent.compose import MODEL_FORMS
 from turnout.runtimes.errors import ModelError, TurnoutError, UsageError
@@ -32,11 +43,12 @@ examples:
   turnout models list --json
   turnout policy check                   # validate turnout.toml and print what it allows
   turnout explain --file secrets/db.env --json   # where would this go, and why?
+  turnout completions bash > ~/.local/share/bash-completion/completions/turnout
 
 models, as every command's --model names them:
 """ + textwrap.fill(MODEL_FORMS, width=96, initial_indent="  ", subsequent_indent="  ")
 
-COMMANDS = (run, runs, undo, chat, models, policy, explain, evals, bench)
+COMMANDS = (run, runs, undo, chat, models, policy, explain, evals, bench, completions)
 
 
 def build_parser() -> argparse.ArgumentParser:
