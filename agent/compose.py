@@ -15,9 +15,10 @@ Model specs, the `--model` of every command:
 
 The prefixed forms are read first: `openai/gpt-4o` is OpenAI's model even where a file of that
 name exists. Where each runs decides what the policy lets it see: the in-process model and
-Ollama are `local`; a URL is `local` when its host is a loopback address and `cloud` otherwise
-(a server on another machine may be anywhere; declare it in turnout.toml with location `onprem`
-to say it stays in-house); the cloud APIs are `cloud`.
+Ollama are `local` on this machine; a URL (and Ollama's $OLLAMA_HOST) is `local` when its host
+is a loopback address, `onprem` on a private address or a name only a private network resolves
+(`gpu-box`, `llm.internal`), and `cloud` otherwise (a public name may be anyone's; declare a
+server in turnout.toml with its location to say otherwise); the cloud APIs are `cloud`.
 
 What the chosen model answers for:
 
@@ -105,8 +106,9 @@ def target_for(spec: str, environ: Mapping[str, str] | None = None) -> TargetCon
         host = env.get("OLLAMA_HOST") or "http://localhost:11434"
         if "://" not in host:
             host = f"http://{host}"
+        # Ollama runs where OLLAMA_HOST points: this machine, or another one.
         return TargetConfig(
-            runtime="openai_compat", location="local", model=name,
+            runtime="openai_compat", location=location_of(host), model=name,
             base_url=host.rstrip("/") + "/v1", timeout_s=600, max_attempts=2,
         )
     if spec.startswith(("http://", "https://")):
@@ -114,9 +116,8 @@ def target_for(spec: str, environ: Mapping[str, str] | None = None) -> TargetCon
         url = url.rstrip("/")
         if not urlparse(url).hostname:
             raise UsageError(f"--model {spec!r} has no host; write it as http://HOST:PORT/v1[#MODEL]")
-        location = "local" if is_loopback(url) else "cloud"
         return TargetConfig(
-            runtime="openai_compat", location=location, model=model or first_model(url),
+            runtime="openai_compat", location=location_of(url), model=model or first_model(url),
             base_url=url, timeout_s=600, max_attempts=2,
         )
     for provider in CLOUD_PROVIDERS:
@@ -139,6 +140,25 @@ def target_for(spec: str, environ: Mapping[str, str] | None = None) -> TargetCon
         f"--model {spec!r} is not a model turnout knows how to reach: it is not in the catalog "
         f"({', '.join(models.CATALOG)}); use {MODEL_FORMS} (for an Ollama model: ollama/{spec})"
     )
+
+
+# Host names that only resolve inside a network: mDNS, home routers, RFC 8375, cloud VPCs.
+_PRIVATE_SUFFIXES = (".local", ".lan", ".home", ".home.arpa", ".internal", ".intranet", ".corp")
+
+
+def location_of(url: str) -> str:
+    """Where a server at `url` runs, from its host alone: `local` on a loopback address;
+    `onprem` on a private or link-local address or a name only a private network resolves
+    (`gpu-box`, `llm.internal`); `cloud` anywhere else, since a public name may be anyone's.
+    A policy that knows better declares the target's location itself."""
+    if is_loopback(url):
+        return "local"
+    host = (urlparse(url).hostname or "").rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "onprem" if "." not in host or host.endswith(_PRIVATE_SUFFIXES) else "cloud"
+    return "onprem" if address.is_private or address.is_link_local else "cloud"
 
 
 def is_loopback(url: str) -> bool:

@@ -32,15 +32,23 @@ def test_model_specs_name_the_runtime_the_server_and_where_it_runs() -> None:
     local = target_for("local:smollm2-135m")
     assert (local.runtime, local.location, local.model) == ("llama_cpp", "local", "smollm2-135m")
 
+    # Ollama runs where OLLAMA_HOST points: another machine on the network is not this one.
     ollama = target_for("ollama/qwen2.5-coder:1.5b", environ={"OLLAMA_HOST": "10.0.0.5:11434"})
-    assert ollama.runtime == "openai_compat" and ollama.location == "local"
+    assert ollama.runtime == "openai_compat" and ollama.location == "onprem"
     assert (ollama.model, ollama.base_url) == ("qwen2.5-coder:1.5b", "http://10.0.0.5:11434/v1")
-    assert target_for("ollama/llama3", environ={}).base_url == "http://localhost:11434/v1"
+    here = target_for("ollama/llama3", environ={})
+    assert here.base_url == "http://localhost:11434/v1" and here.location == "local"
+    assert target_for("ollama/llama3", environ={"OLLAMA_HOST": "https://ollama.example.com"}).location == "cloud"
 
     server = target_for("http://127.0.0.1:8080/v1#qwen")
     assert (server.base_url, server.model, server.location) == ("http://127.0.0.1:8080/v1", "qwen", "local")
-    # A server on another machine may be anywhere: the policy treats it as cloud.
+    # A server on another machine: in-house when only a private network can reach it, else it
+    # may be anyone's, and the policy treats it as cloud.
     assert target_for("https://llm.example.com/v1#m").location == "cloud"
+    assert target_for("http://192.168.1.20:8000/v1#m").location == "onprem"
+    assert target_for("http://gpu-box:8000/v1#m").location == "onprem"
+    assert target_for("http://llm.internal/v1#m").location == "onprem"
+    assert target_for("http://[::1]:8080/v1#m").location == "local"
     assert target_for("anthropic/claude-sonnet-4").runtime == "anthropic"
 
     with pytest.raises(UsageError, match="ollama/NAME"):

@@ -30,7 +30,7 @@ OLLAMA = {"OLLAMA_HOST": "10.0.0.5:11434"}
         ("local:smollm2-135m", "llama_cpp", "local", "smollm2-135m", None),
         ("broken.gguf", "llama_cpp", "local", "broken.gguf", None),
         ("~/models/x.gguf", "llama_cpp", "local", "~/models/x.gguf", None),
-        ("ollama/qwen2.5-coder:1.5b", "openai_compat", "local", "qwen2.5-coder:1.5b", "http://10.0.0.5:11434/v1"),
+        ("ollama/qwen2.5-coder:1.5b", "openai_compat", "onprem", "qwen2.5-coder:1.5b", "http://10.0.0.5:11434/v1"),
         ("http://127.0.0.1:8080/v1#qwen", "openai_compat", "local", "qwen", "http://127.0.0.1:8080/v1"),
         ("http://localhost:8080/v1/#qwen", "openai_compat", "local", "qwen", "http://localhost:8080/v1"),
         ("https://llm.example.com/v1#m", "openai_compat", "cloud", "m", "https://llm.example.com/v1"),
