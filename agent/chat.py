@@ -12,6 +12,8 @@ the tools come from `agent/compose.py`.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from turnout.agent.run import RunMeta, new_run_id, utc_now, write_atomic
 from turnout.agent.undo import RecordWrites, UndoResult, load_record, undo_run
 from turnout.agent.wrappers import edited_paths
 from turnout.router.atrest import private_dir, state_dir
+from turnout.router.taint import TaintMark
 from turnout.runtimes.base import (
     ChatModel,
     ChatRequest,
@@ -84,14 +87,31 @@ class ChatHistory:
         except (OSError, ValueError):
             return []
 
-    def save(self, messages: list[Message]) -> None:
+    def load_taint(self) -> list[TaintMark]:
+        """The labels the conversation had picked up: they outlive the messages that brought
+        them (a trimmed history, a restart), as a run's outlive its steps."""
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return [TaintMark(**mark) for mark in data.get("taint", [])]
+        except (OSError, ValueError, TypeError):
+            return []
+
+    def save(self, messages: list[Message], taint: list[TaintMark] | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept = trim_start(messages[-self.keep :])
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump({"messages": [m.model_dump() for m in kept]}, handle)
+            json.dump({"messages": [m.model_dump() for m in kept],
+                       "taint": [dataclasses.asdict(mark) for mark in taint or []]}, handle)
         os.replace(temp, self.path)
+
+
+def history_file(chat_dir: Path, repo: Path) -> Path:
+    """The conversation of `repo`: one per repository, since what was read under one
+    repository's labels must not follow the user into another."""
+    key = hashlib.sha256(str(repo.resolve()).encode()).hexdigest()[:16]
+    return chat_dir / "history" / f"{key}.json"
 
 
 def trim_start(messages: list[Message]) -> list[Message]:

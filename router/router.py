@@ -129,6 +129,10 @@ class PolicyRouter:
         """Start from `other`'s marks: the same conversation, sent through a new router."""
         self._taint.adopt(other.taint)
 
+    def adopt_taint(self, marks: list[TaintMark]) -> None:
+        """Start from marks kept with a conversation (a chat restarted from its history)."""
+        self._taint.adopt(marks)
+
     # --- deciding -----------------------------------------------------------------------------
 
     def explain(self, request: ChatRequest) -> RouteDecision:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
+from turnout.agent.chat import ChatHistory, history_file
 from turnout.agent.cli.main import main
 from turnout.router.paths import repo_path, spellings
 from turnout.router.policy import Policy, parse_policy
@@ -249,6 +250,20 @@ def test_a_labelled_file_a_call_writes_is_fingerprinted_at_once(repo: Path) -> N
     router.explain(ask(user("add the row"), Message(role="assistant", tool_calls=[call]),
                        Message(role="tool", name="write_file", tool_call_id="w1", content="wrote 1 line")))
     assert router.content.files_in("the row was 9,Tomasz Wrobel,t.wrobel@gdansk-port.pl")
+
+
+def test_a_chat_restarted_from_its_history_keeps_its_taint_and_its_repository(repo: Path, tmp_path: Path) -> None:
+    """The labels outlive the messages that brought them: the history keeps them, per repository."""
+    first = PolicyRouter(policy(), {}, repo=repo)
+    first.explain(read("alias.txt", "done"))
+    path = history_file(tmp_path / "chat", repo)
+    assert path != history_file(tmp_path / "chat", tmp_path)  # another repository, another history
+    ChatHistory(path, keep=10).save([Message(role="user", content="go on")], first.taint)
+
+    restarted = PolicyRouter(policy(), {}, repo=repo)
+    restarted.adopt_taint(ChatHistory(path, keep=10).load_taint())
+    decision = restarted.explain(ask(user("go on")))
+    assert decision.targets == ["local"] and "label:customers" in decision.rule
 
 
 def test_a_router_that_takes_over_a_conversation_keeps_its_taint(repo: Path) -> None:

@@ -23,7 +23,14 @@ from typing import Any
 
 from turnout.agent import compose
 from turnout.agent.approvals import MODES, decide, terminal_asker
-from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings, TurnResult, UndoableTurns
+from turnout.agent.chat import (
+    ChatHistory,
+    ChatSession,
+    ChatSettings,
+    TurnResult,
+    UndoableTurns,
+    history_file,
+)
 from turnout.agent.cli.undo import render as render_undo
 from turnout.agent.paths import cache_dir
 from turnout.agent.run import RunInterrupted, render, run_logger, run_task
@@ -143,8 +150,10 @@ def interactive(
     # What each answer writes is a run of its own, so /undo (or `turnout undo`) can put it back.
     turns = UndoableTurns(guarded, Path.cwd())
     totals = SessionTotals(opened.model.policy.targets if isinstance(opened.model, PolicyRouter) else {})
-    history = ChatHistory(chat_dir / "history.json", ChatSettings().history_messages)
+    history = ChatHistory(history_file(chat_dir, Path.cwd()), ChatSettings().history_messages)
     session = ChatSession(opened.model, turns, history=history.load(), show=say)
+    if isinstance(session.model, PolicyRouter):  # the labels it had picked up come back with it
+        session.model.adopt_taint(history.load_taint())
     tools = guarded.list_tools()
     say(f"model {model_spec}; {len(tools)} tools from {connected} MCP servers; "
         f"approvals: {guarded.policy.mode}. /help lists the commands.")
@@ -223,7 +232,7 @@ def interactive(
             say(f"turnout: {result.exit_status}: {result.error}")
         else:
             say(f"{model_spec}> {result.reply}")
-        history.save(session.messages)
+        history.save(session.messages, session.model.taint if isinstance(session.model, PolicyRouter) else [])
     return 0
 
 
@@ -278,11 +287,11 @@ def show_route(session: ChatSession, say: Callable[[str], None]) -> None:
         say(f"  - {reason}")
 
 
-def enable_line_editing(history_file: Path) -> Any:
+def enable_line_editing(path: Path) -> Any:
     try:
         import readline  # not on every platform: without it, input() works unedited
     except ImportError:
         return None
     with contextlib.suppress(OSError):
-        readline.read_history_file(str(history_file))
+        readline.read_history_file(str(path))
     return readline
