@@ -50,6 +50,11 @@ class ChatSettings(BaseModel):
     context_chars: int = Field(default=16_000, description="history sent to the model, at most")
     tool_result_chars: int = Field(default=8_000, description="of each tool result kept in history")
     history_messages: int = Field(default=200, description="messages kept between sessions")
+    drafter: str | None = Field(
+        default="suffix",
+        description="the in-process runtime's speculative drafter: a reply that writes a file "
+        "back, or quotes what a tool returned, copies most of its text from the prompt",
+    )
 
 
 class ToolActivity(BaseModel):
@@ -152,6 +157,7 @@ class ChatSession:
                 tools=self.tools.list_tools(),
                 max_tokens=self.settings.max_tokens,
                 temperature=self.settings.temperature,
+                drafter=self.settings.drafter if self.settings.temperature == 0 else None,
             )
             self.last_request = request
             try:
