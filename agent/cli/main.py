@@ -19,6 +19,7 @@ from turnout.agent.cli import (
     bench,
     chat,
     completions,
+    doctor,
     evals,
     explain,
     models,
@@ -43,12 +44,13 @@ examples:
   turnout models list --json
   turnout policy check                   # validate turnout.toml and print what it allows
   turnout explain --file secrets/db.env --json   # where would this go, and why?
+  turnout doctor                         # what this machine gives turnout, and what to fix
   turnout completions bash > ~/.local/share/bash-completion/completions/turnout
 
 models, as every command's --model names them:
 """ + textwrap.fill(MODEL_FORMS, width=96, initial_indent="  ", subsequent_indent="  ")
 
-COMMANDS = (run, runs, undo, chat, models, policy, explain, evals, bench, completions)
+COMMANDS = (run, runs, undo, chat, models, policy, explain, evals, bench, doctor, completions)
 
 
 def build_parser() -> argparse.ArgumentParser:
