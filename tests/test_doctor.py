@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from turnout.agent.cli import doctor as doctor_module
 from turnout.agent.cli.main import main
 
 
@@ -17,11 +18,13 @@ def doctor(repo: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[st
 def test_a_ready_repository_passes_and_the_wait_policy_is_named(
     calc_repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setattr(doctor_module, "USER_OMP_WAIT_POLICY", None)
     code, checks = doctor(calc_repo, capsys)
     assert checks["tests"]["status"] == "ok" and checks["policy"]["status"] == "ok"
     assert checks["state"]["status"] == "ok" and "SQLite" in checks["state"]["detail"]
-    assert checks["omp"]["status"] == "warn" and "OMP_WAIT_POLICY=PASSIVE" in checks["omp"]["detail"]
+    assert checks["omp"]["status"] == "ok" and "OMP_WAIT_POLICY=PASSIVE" in checks["omp"]["detail"]
+    monkeypatch.setattr(doctor_module, "USER_OMP_WAIT_POLICY", "ACTIVE")  # the user asked to spin
+    assert doctor(calc_repo, capsys)[1]["omp"]["status"] == "warn"
     assert code == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
+from turnout.agent.cli import USER_OMP_WAIT_POLICY
 from turnout.agent.run import check_has_tests, check_repo
 from turnout.agent.state import open_store
 from turnout.router.policy import load_policy
@@ -130,9 +130,10 @@ def check_node(_repo: Path) -> Check:
 
 
 def check_omp(_repo: Path) -> Check:
-    policy = os.environ.get("OMP_WAIT_POLICY", "")
-    if policy.upper() == "PASSIVE":
-        return Check(name="omp", status="ok", detail="OMP_WAIT_POLICY=PASSIVE: model processes yield their cores")
+    if USER_OMP_WAIT_POLICY is None or USER_OMP_WAIT_POLICY.upper() == "PASSIVE":
+        return Check(name="omp", status="ok",
+                     detail="turnout's model processes wait passively (OMP_WAIT_POLICY=PASSIVE), so a chat "
+                     "and a run share the cores; other llama.cpp processes here should set it too")
     return Check(name="omp", status="warn",
-                 detail="OMP_WAIT_POLICY is not PASSIVE: two model processes at once (a chat and a run) "
-                 "spin on each other's cores and each slows several times; export OMP_WAIT_POLICY=PASSIVE")
+                 detail=f"OMP_WAIT_POLICY={USER_OMP_WAIT_POLICY}: two model processes at once (a chat and a "
+                 "run) spin on each other's cores and each slows several times; unset it or set PASSIVE")
