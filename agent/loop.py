@@ -131,6 +131,9 @@ class Candidate(BaseModel):
     # The repository's own tests pass; only the checks written from the task fail (or the
     # candidate passed). A task run that finds no full pass lands the best such candidate.
     green: bool = False
+    # Of a green candidate: whether it passes the examples the task states in code, which the
+    # task's author wrote (the rest of the task's checks the model wrote, and may have got wrong).
+    stated_ok: bool = False
 
 
 class RunState(TypedDict, total=False):
@@ -429,6 +432,9 @@ def build_graph(
         trial = scratch.try_edits(base_files, candidate.edits, extra=spec)
         green = spec_green(trial, spec, lambda: scratch.try_edits(base_files, candidate.edits))
         judge(candidate, trial, state["mode"], candidates, state["tests_before"], green=green)
+        if candidate.green and trial.tests is not None:
+            stated = [rel for rel in spec if rel.endswith(EXAMPLES_FILE)]
+            candidate.stated_ok = not set(stated) & set(failing_files(trial.tests.output))
         emit("candidate", id=candidate.id, round=candidate.round, seed=candidate.seed,
              status=candidate.status, failures=candidate.failures, summary=candidate.summary,
              files=sorted(candidate.files), test_seconds=round(clock() - started, 2))
@@ -638,9 +644,10 @@ def best(candidates: list[Candidate]) -> Candidate | None:
 
 
 def best_green(candidates: list[Candidate]) -> Candidate | None:
-    """Of the tries that keep the repository's tests green, the one closest to the task's own."""
+    """Of the tries that keep the repository's tests green, the one closest to the task's own:
+    first those that pass the examples the task states, then by fewest failures."""
     green = [c for c in candidates if c.green and c.status == "failed"]
-    return min(green, key=lambda c: (c.failures, c.id)) if green else None
+    return min(green, key=lambda c: (not c.stated_ok, c.failures, c.id)) if green else None
 
 
 def spec_green(trial: Trial, spec: dict[str, str], without_spec: Callable[[], Trial]) -> bool:

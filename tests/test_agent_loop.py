@@ -293,6 +293,19 @@ def test_the_examples_a_task_states_in_code_judge_candidates_even_when_the_model
     assert not list(calc_repo.rglob("test_turnout_examples.py"))  # never in the user's tree
 
 
+def test_when_no_try_passes_the_models_tests_the_one_passing_the_tasks_own_examples_lands(calc_repo: Path) -> None:
+    (calc_repo / "calc.py").write_text(calc_with(calc_repo, FIXED))
+    task = "add median(values) to calc.py; median([4, 1, 3, 2]) == 2.5"
+    # The model's tests get the even case wrong; the wrong try passes them but not the example.
+    wrong_spec = "```python\nfrom calc import median\n\n\ndef test_even():\n    assert median([4, 1, 3, 2]) == 3\n```\n"
+    model = ScriptedModel([wrong_spec, whole("calc.py", MEDIAN_WRONG), whole("calc.py", MEDIAN_RIGHT)])
+    report = run_task(task, calc_repo, model, config=AgentConfig(samples=1, reflections=0, alternatives=0))
+
+    assert [c.status for c in report.candidates] == ["failed", "failed"]
+    assert report.exit_status == "done"
+    assert "middle - 1" in (calc_repo / "calc.py").read_text()  # the right one, by the task's example
+
+
 def test_a_task_run_whose_tries_all_miss_the_tasks_tests_lands_the_closest_green_one(calc_repo: Path) -> None:
     (calc_repo / "calc.py").write_text(calc_with(calc_repo, FIXED))
     broken = "def median(values):\n    return values[0]\n\n\ndef total(values):\n    return 0\n"
