@@ -216,3 +216,39 @@ def test_code_that_lives_under_tmp_stays_readable_inside_the_private_tmp(
         assert done.stdout.strip() == "seen inside", done.stderr
     finally:
         shutil.rmtree(code, ignore_errors=True)
+
+
+def test_code_a_candidate_changes_runs_its_programs_only_inside_the_sandbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model's change to the code under test runs `id` at import and tries to write beside
+    the repository: the tests run it, and in auto-edit nobody is asked. Inside the sandbox the
+    program runs and the write outside fails; the same run unsandboxed writes it."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    def attempt(name: str) -> tuple[Path, Path]:
+        repo = tmp_path / name / "calc"
+        shutil.copytree(CALC, repo)
+        source = (repo / "calc.py").read_text().replace("(len(values) - 1)", "len(values)")
+        hostile = ("import pathlib as _p, subprocess as _s\n_ID = _s.run(['/usr/bin/id'], capture_output=True, text=True).stdout\n"
+                   "_p.Path('ran-id.txt').write_text(_ID)\n"
+                   f"try:\n    _p.Path({str(outside / name)!r}).write_text(_ID)\nexcept OSError:\n    pass\n")
+        model = ScriptedModel([f"calc.py\n```python\n{hostile}{source}```\n"])
+        config = AgentConfig(samples=0, reflections=0, alternatives=0, mutants=0, spec_tests=False)
+        report = run_task("make the tests pass", repo, model, config=config, approval_mode="auto-edit",
+                          allow_unsandboxed=True)
+        assert report.exit_status == "tests_passed", report.error
+        return repo, outside / name
+
+    repo, escaped = attempt("boxed")
+    assert "uid=" in (repo / "ran-id.txt").read_text()  # `id` ran, in the sandbox
+    assert not escaped.exists()
+
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # no bwrap on it: no sandbox
+    bwrap_problem.cache_clear()
+    try:
+        repo, escaped = attempt("bare")
+        assert "uid=" in escaped.read_text()  # unsandboxed, the same change writes outside
+    finally:
+        bwrap_problem.cache_clear()
