@@ -46,6 +46,7 @@ from pydantic import BaseModel, Field
 from turnout.agent.host import McpHost, ToolInfo, exposed_name
 from turnout.agent.paths import cache_dir
 from turnout.runtimes.base import ToolResult, ToolSpec
+from turnout.runtimes.errors import UsageError
 
 ApprovalMode = Literal["ask", "auto-edit", "full-auto"]
 Rule = Literal["allow", "ask", "deny"]
@@ -142,15 +143,48 @@ class Pin(BaseModel):
     pinned_at: str
 
 
+# The reviewed tool definitions a team commits at the root of its repository.
+COMMITTED_PINS = "turnout-pins.json"
+
+
+def committed_key(info: ToolInfo) -> str:
+    """A committed pin names server and tool only: the command line differs between machines."""
+    return f"{info.server}/{info.tool}"
+
+
+def load_committed_pins(repo: Path) -> dict[str, Pin] | None:
+    """REPO/turnout-pins.json (None: there is none); a file that does not read is an error,
+    never an empty file that would hide nothing or everything by accident."""
+    path = repo / COMMITTED_PINS
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return {key: Pin.model_validate(value) for key, value in raw.items()}
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UsageError(
+            f"{path} is not a valid pins file ({str(exc).splitlines()[0][:200]}); write it again "
+            "with `turnout pins --write` and review the diff before committing it"
+        ) from None
+
+
+def pin_of(info: ToolInfo) -> Pin:
+    return Pin(hash=info.definition_hash(), definition=info.definition(),
+               pinned_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+
 class ToolPins:
     """Tool definitions pinned by sha256 on first use, in a JSON file.
 
     The key names the server by its command line or URL too, so the same server name pointing
-    at another program starts fresh pins instead of inheriting trust.
+    at another program starts fresh pins instead of inheriting trust. Where the repository
+    commits its reviewed pins (`turnout-pins.json`), those decide instead: a tool that is not
+    in them, or differs from them, is hidden in every mode until the file changes.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, committed: dict[str, Pin] | None = None) -> None:
         self.path = path
+        self.committed = committed
         self._pins: dict[str, Pin] = {}
         if path.exists():
             try:
@@ -165,7 +199,10 @@ class ToolPins:
     def key(info: ToolInfo) -> str:
         return f"{info.server}/{info.tool} @ {info.source}"
 
-    def check(self, info: ToolInfo) -> Literal["new", "same", "changed"]:
+    def check(self, info: ToolInfo) -> Literal["new", "same", "changed", "unreviewed"]:
+        if self.committed is not None:
+            reviewed = self.committed.get(committed_key(info))
+            return "same" if reviewed is not None and reviewed.hash == info.definition_hash() else "unreviewed"
         pin = self._pins.get(self.key(info))
         if pin is None:
             return "new"
@@ -175,11 +212,7 @@ class ToolPins:
         return self._pins.get(self.key(info))
 
     def pin(self, info: ToolInfo) -> None:
-        self._pins[self.key(info)] = Pin(
-            hash=info.definition_hash(),
-            definition=info.definition(),
-            pinned_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        )
+        self._pins[self.key(info)] = pin_of(info)
         self._save()
 
     def _save(self) -> None:
@@ -276,6 +309,16 @@ class GuardedHost:
             # turnout itself does, and an upgrade must not block its own tools.
             return True
         state = self.pins.check(info)
+        if state == "unreviewed":
+            if info.name not in self._blocked:
+                reviewed = (self.pins.committed or {}).get(committed_key(info))
+                why = "differs from" if reviewed is not None else "is not in"
+                self._blocked[info.name] = (
+                    f"tool {info.name!r} is hidden: its definition {why} the repository's reviewed "
+                    f"{COMMITTED_PINS}; review it (`turnout pins`) and commit the file again to allow it"
+                )
+                self.notify(f"warning: {self._blocked[info.name]}")
+            return False
         if state == "new":
             self.pins.pin(info)
             return True

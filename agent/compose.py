@@ -57,6 +57,7 @@ from turnout.agent.approvals import (
     Asker,
     GuardedHost,
     ToolPins,
+    load_committed_pins,
     tool_pins_path,
     with_policy,
 )
@@ -406,7 +407,8 @@ def open_session(
     `notify` what the guard did. `strict`: a server that does not start fails the session;
     otherwise it is left out (`host.failed_servers()` says why)."""
     with McpHost(list(servers), errlog=errlog, roots=[repo], strict=strict) as host:
-        tools = GuardedHost(host, approvals, pins=ToolPins(tool_pins_path()), asker=asker, notify=notify)
+        pins = ToolPins(tool_pins_path(), committed=load_committed_pins(repo))
+        tools = GuardedHost(host, approvals, pins=pins, asker=asker, notify=notify)
         yield Session(model=model, tools=tools, host=host)
 
 

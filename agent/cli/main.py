@@ -23,6 +23,7 @@ from turnout.agent.cli import (
     evals,
     explain,
     models,
+    pins,
     policy,
     run,
     runs,
@@ -50,7 +51,7 @@ examples:
 models, as every command's --model names them:
 """ + textwrap.fill(MODEL_FORMS, width=96, initial_indent="  ", subsequent_indent="  ")
 
-COMMANDS = (run, runs, undo, chat, models, policy, explain, evals, bench, doctor, completions)
+COMMANDS = (run, runs, undo, chat, models, policy, pins, explain, evals, bench, doctor, completions)
 
 
 def build_parser() -> argparse.ArgumentParser:
