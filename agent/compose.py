@@ -68,7 +68,7 @@ from turnout.agent.host import (
     load_mcp_config,
     read_json_config,
 )
-from turnout.router.audit import AuditLog
+from turnout.router.audit import AuditLog, open_audit
 from turnout.router.policy import Policy, TargetConfig, load_policy
 from turnout.router.router import PolicyRouter
 from turnout.runtimes.base import ChatModel, ChatRequest, ChatResponse
@@ -322,10 +322,20 @@ def open_router(
     policy's `[audit] path`, which must stay inside the repository."""
     policy = load_policy(repo, policy_file)
     built, unavailable = build_targets(policy, local, logger=logger, environ=environ)
-    audit = AuditLog(audit_path or policy_audit_path(repo, policy)) if policy.audit.enabled else None
+    audit = policy_audit(policy, audit_path or policy_audit_path(repo, policy), environ)
     return PolicyRouter(
         policy, built, repo=repo, run_id=run_id, logger=logger, audit=audit, unavailable=unavailable
     )
+
+
+def policy_audit(policy: Policy, path: Path, environ: Mapping[str, str] | None = None) -> AuditLog | None:
+    """The policy's audit log at `path` (None when the policy turns it off), shipping to its
+    collector too when `[audit] http_url` names one."""
+    if not policy.audit.enabled:
+        return None
+    env = os.environ if environ is None else environ
+    token = env.get(policy.audit.http_token_env, "") if policy.audit.http_token_env else ""
+    return open_audit(path, policy.audit.http_url, token)
 
 
 def policy_audit_path(repo: Path, policy: Policy) -> Path:
@@ -373,7 +383,7 @@ def chat_router(
     built, unavailable = build_targets(policy, local, logger=logger)
     if chosen in unavailable:
         raise UsageError(f"--model {spec}: {unavailable[chosen]}")
-    audit = AuditLog(audit_path) if policy.audit.enabled else None
+    audit = policy_audit(policy, audit_path)
     return PolicyRouter(policy, built, repo=repo, logger=logger, audit=audit, unavailable=unavailable)
 
 

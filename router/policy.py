@@ -157,6 +157,21 @@ class AuditConfig(_Strict):
         default=".turnout/audit.jsonl",
         description="relative to the repository root, and inside it (an absolute path only on the command line)",
     )
+    # A collector that receives each record too, as one JSON object per POST (Logstash, Vector,
+    # Fluent Bit, an OpenTelemetry collector's HTTP receiver ...). Delivered in the background:
+    # a collector that is down or slow never holds up a request; what could not be delivered
+    # is counted, and the file keeps every record regardless.
+    http_url: str = Field(default="", description="POST each record here as JSON (http:// or https://)")
+    http_token_env: str = Field(
+        default="", description="environment variable holding a bearer token for http_url (never the token itself)"
+    )
+
+    @field_validator("http_url")
+    @classmethod
+    def _a_url(cls, url: str) -> str:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError(f"http_url {url!r} must start with http:// or https://, e.g. 'https://logs.example.com/audit'")
+        return url
 
     @field_validator("path")
     @classmethod

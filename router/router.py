@@ -121,6 +121,11 @@ class PolicyRouter:
         self._placeholders: dict[str, str] = {}  # secret value -> its placeholder, stable per run
 
     @property
+    def audit(self) -> AuditLog | None:
+        """Where this router's decisions are recorded (None: the policy keeps no audit)."""
+        return self._audit
+
+    @property
     def taint(self) -> list[TaintMark]:
         """The marks this router's conversation has picked up so far."""
         return self._taint.marks
