@@ -39,6 +39,7 @@ from turnout.agent.state import (
     repo_identity,
     run_config,
     store_errors,
+    stored_runs,
     stored_stamp,
 )
 from turnout.agent.testrun import TestOutcome
@@ -401,11 +402,37 @@ class RunListing(BaseModel):
     steps: int = 0
     files_changed: list[str] = []
     undone: bool = False
+    elsewhere: str = ""  # the checkout it ran in, for a run only the shared store holds
 
 
-def list_runs(repo: Path) -> list[RunListing]:
-    """The repository's runs, newest first."""
+def list_runs(repo: Path, policy_file: Path | None = None) -> list[RunListing]:
+    """The repository's runs, newest first: those of this checkout, and those other checkouts
+    of the same repository keep in the policy's shared state store (`--resume` adopts them)."""
     runs = repo / ".turnout" / "runs"
+    listings = _local_runs(runs)
+    here = {r.run_id for r in listings}
+    for run_id, stamp, status in _stored_runs(repo, policy_file):
+        if run_id not in here:
+            listings.append(RunListing(run_id=run_id, started=stamp.turnout_started, task=stamp.turnout_task,
+                                       status=status or "stopped", elsewhere=stamp.turnout_repo))
+    return sorted(listings, key=lambda r: (r.started, r.run_id), reverse=True)
+
+
+def _stored_runs(repo: Path, policy_file: Path | None) -> list[tuple[str, RunStamp, str]]:
+    try:
+        state = load_policy(repo, policy_file).state
+    except TurnoutError:
+        return []  # `turnout runs` still lists this checkout's runs; the policy error shows elsewhere
+    if state.checkpointer == "sqlite":
+        return []  # this checkout's own store: its runs are the folders above
+    try:
+        with open_store(repo, state) as saver:
+            return stored_runs(saver, repo_identity(repo))
+    except (TurnoutError, *store_errors()):
+        return []
+
+
+def _local_runs(runs: Path) -> list[RunListing]:
     listings = []
     for run_dir in runs.iterdir() if runs.is_dir() else []:
         if not run_dir.is_dir():
@@ -426,7 +453,7 @@ def list_runs(repo: Path) -> list[RunListing]:
         record = load_record(run_dir)
         listing.undone = bool(record and record.undone)
         listings.append(listing)
-    return sorted(listings, key=lambda r: (r.started, r.run_id), reverse=True)
+    return listings
 
 
 def process_alive(pid: int) -> bool:

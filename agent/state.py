@@ -169,6 +169,27 @@ def stored_stamp(saver: BaseCheckpointSaver[Any], run_id: str) -> RunStamp | Non
         return None
 
 
+def stored_runs(saver: BaseCheckpointSaver[Any], here: RepoIdentity, limit: int = 200) -> list[tuple[str, RunStamp, str]]:
+    """(run id, stamp, exit status or "") of the runs of this repository in the store, newest
+    checkpoint first: those of any checkout of the same remote, or of this path when there is
+    none. A team's shared store lists the runs its other machines started."""
+    wanted = {"turnout_remote": here.remote} if here.remote else {"turnout_repo": here.path}
+    found: dict[str, tuple[str, RunStamp, str]] = {}
+    for checkpoint in saver.list(None, filter=wanted, limit=limit * 20):
+        run_id = checkpoint.config["configurable"]["thread_id"]
+        if run_id in found:
+            continue
+        try:
+            stamp = RunStamp.model_validate(dict(checkpoint.metadata))
+        except ValidationError:
+            continue
+        status = checkpoint.checkpoint.get("channel_values", {}).get("exit_status") or ""
+        found[run_id] = (run_id, stamp, str(status))
+        if len(found) >= limit:
+            break
+    return list(found.values())
+
+
 def check_same_repository(stamp: RunStamp, here: RepoIdentity, run_id: str) -> str:
     """Refuse a run of another repository; say so when this checkout is at another commit."""
     if stamp.turnout_remote and here.remote and stamp.turnout_remote != here.remote:

@@ -22,7 +22,7 @@ from test_agent_loop import BUGGY, FIXED, GREEDY_ONLY, WRONG, calc_with, whole
 from turnout.agent import loop
 from turnout.agent.cli.main import main
 from turnout.agent.loop import AgentConfig
-from turnout.agent.run import check_resume, run_task
+from turnout.agent.run import check_resume, list_runs, run_task
 from turnout.agent.state import StateStoreError, open_store
 from turnout.agent.workspace import Scratch
 from turnout.router.policy import StateConfig, load_policy
@@ -153,6 +153,9 @@ def test_a_run_killed_in_one_checkout_resumes_in_another_from_postgres(
 
     monkeypatch.setattr(Scratch, "try_edits", real_try)
     assert not (ci / ".turnout").exists()
+    # The other checkout lists it from the store before it has ever seen it.
+    [listed] = list_runs(ci, policy_file=policy)
+    assert (listed.run_id, listed.task, listed.elsewhere) == ("shared1", TASK, str(laptop))
     check_resume(ci, "shared1", policy_file=policy)  # adopted from the store: its task and stamp
     adopted = json.loads((ci / ".turnout" / "runs" / "shared1" / "run.json").read_text())
     assert adopted["task"] == TASK and adopted["head"] == meta["head"]

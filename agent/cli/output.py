@@ -167,6 +167,8 @@ def runs_table(repo: str, runs: list[RunListing]) -> str:
     for r in runs:
         files = ", ".join(r.files_changed) + (" (undone)" if r.undone else "")
         task = r.task if len(r.task) <= 60 else r.task[:57] + "..."
+        if r.elsewhere:  # only the shared store has it: `--resume` takes it on here
+            task += f"  [in {r.elsewhere}]"
         lines.append(f"  {r.run_id:<22} {r.started[:19].replace('T', ' '):<19} {r.status:<19} "
                      f"{r.steps:>5}  {files + ': ' if files else ''}{task}")
     return "\n".join(lines)
