@@ -15,6 +15,8 @@ the call as JSON in a fence.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Literal
 
 from pydantic import Field
@@ -40,6 +42,24 @@ class OpenAICompatConfig(OpenAIConfig):
     )
 
 
+_TOOL_WORDS = re.compile(r"tool|function", re.IGNORECASE)
+
+
+def refusal_is_about_tools(exc: BaseException) -> bool:
+    """Whether a server's 400/422 refuses the tools (vLLM started without
+    --enable-auto-tool-choice, a server whose schema has no `tools` field) rather than the
+    request itself (a prompt over the context length). Read from the error body on this
+    machine and never kept: a server's message can quote the request. With no body to read,
+    the refusal is taken to be about the tools, which costs one retry without them."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        body = getattr(seen, "body", None)
+        if body is not None:
+            return bool(_TOOL_WORDS.search(json.dumps(body, default=str)))
+        seen = seen.__cause__ or seen.__context__
+    return True
+
+
 class OpenAICompatModel(OpenAIChatModel):
     """A `ChatModel` over an OpenAI-compatible server."""
 
@@ -61,7 +81,7 @@ class OpenAICompatModel(OpenAIChatModel):
         try:
             return self._chat(request, native=native)
         except UpstreamFailure as exc:
-            rejected_tools = exc.status in ("400", "422")
+            rejected_tools = exc.status in ("400", "422") and refusal_is_about_tools(exc)
             if not (native and rejected_tools and self.config.tool_protocol == "auto"):
                 raise
             self._native_tools = False  # remembered: this server does not take tools
