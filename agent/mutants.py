@@ -102,7 +102,8 @@ def _names_read(tree: ast.Module, lines: set[int]) -> set[str]:
 def assignment_lines(tree: ast.Module, names: set[str], trace: str = "") -> list[int]:
     """The lines of the module-level assignments to `names`, and of the assignments their values
     read in turn (`DIMENSIONS = {"length": LENGTH}` brings in LENGTH). Lines holding a dict
-    entry whose key the trace shows (`unit='mi'`) come first: the entry the test looked up."""
+    entry whose key the trace shows bound to a name (`unit='mi'`) come first: the entry the
+    test looked up."""
     assigned: dict[str, list[ast.stmt]] = {}
     for stmt in tree.body:
         targets: list[ast.expr] = []
@@ -130,9 +131,15 @@ def assignment_lines(tree: ast.Module, names: set[str], trace: str = "") -> list
         key.lineno
         for stmt in statements for node in ast.walk(stmt) if isinstance(node, ast.Dict)
         for key in node.keys
-        if isinstance(key, ast.Constant) and isinstance(key.value, str | int) and repr(key.value) in trace
+        if isinstance(key, ast.Constant) and isinstance(key.value, str | int) and _bound_in(trace, key.value)
     }
     return sorted(dict.fromkeys(lines), key=lambda n: n not in looked_up)
+
+
+def _bound_in(trace: str, value: str | int) -> bool:
+    """Whether the trace shows `value` bound to a name (`unit='mi'`, `-> key = 3`): a value the
+    test passed around, not one that only shows in a printed dict (`{'mm': 0.001, 'mi': ...}`)."""
+    return re.search(r"=\s*" + re.escape(repr(value)) + r"(?=[,)\s]|$)", trace, re.MULTILINE) is not None
 
 
 def imported_reads(source: str, ran: list[int]) -> list[tuple[str, int, str]]:

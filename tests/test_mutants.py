@@ -38,7 +38,9 @@ def test_the_module_level_constants_a_traced_line_reads_are_suspicious_too() -> 
 def test_constants_come_in_through_the_assignments_that_read_them_with_the_entry_looked_up_first() -> None:
     source = ('"""Factors."""\n\nLENGTH = {\n    "m": 1.0,\n    "km": 1000.0,\n    "mi": 1.609344,\n}\n'
               'MASS = {"kg": 1.0}\nOTHER = 3\nDIMENSIONS = {"length": LENGTH, "mass": MASS}\n')
-    lines = assignment_lines(ast.parse(source), {"DIMENSIONS"}, trace="  5: x = table[unit]    -> unit='mi'")
+    # The trace prints the whole table too; only the key bound to a name is the one looked up.
+    trace = "src/c.py:3 f(unit='mi')\n  5: x = table[unit]    -> table = {'m': 1.0, 'km': 1000.0, 'mi': 1.609344}"
+    lines = assignment_lines(ast.parse(source), {"DIMENSIONS"}, trace=trace)
     assert lines[0] == 6  # the "mi" entry: the trace shows the test looking it up
     assert sorted(lines) == [3, 4, 5, 6, 7, 8, 10]  # DIMENSIONS, LENGTH and MASS, not OTHER
 
