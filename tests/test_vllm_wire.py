@@ -100,3 +100,24 @@ def test_a_prompt_over_the_servers_max_model_len_is_refused_once_and_keeps_tools
     assert failure.value.status == "400" and "the request is invalid for this target" in str(failure.value)
     assert model.tool_protocol_in_use == "native"  # a long prompt says nothing about tools
     assert len(up.requests) == 1  # and it is not sent again without them
+
+
+def test_a_non_streamed_vllm_completion_with_a_tool_call_and_stop_reason_is_read() -> None:
+    body = {
+        "id": "chatcmpl-3c1d9e7f2a6b4e8d9c0b1a2f3e4d5c6b", "object": "chat.completion", "created": 1764720000,
+        "model": MODEL, "prompt_logprobs": None,
+        "choices": [{"index": 0, "logprobs": None, "finish_reason": "tool_calls", "stop_reason": None,
+                     "message": {"role": "assistant", "reasoning_content": None, "content": None,
+                                 "tool_calls": [{"id": "chatcmpl-tool-0a1b2c3d4e5f", "type": "function",
+                                                 "function": {"name": "read_file",
+                                                              "arguments": '{"path": "calc.py"}'}}]}}],
+        "usage": {"prompt_tokens": 311, "total_tokens": 335, "completion_tokens": 24, "prompt_tokens_details": None},
+    }
+    with FakeUpstream([Scripted.json(body)]) as up:
+        model = OpenAICompatModel(
+            OpenAICompatConfig(model=MODEL, base_url=up.url + "/v1", location="onprem", stream=False),
+            sleep=lambda _s: None,
+        )
+        response = model.chat(ASK)
+    assert [(c.name, c.arguments) for c in response.tool_calls] == [("read_file", {"path": "calc.py"})]
+    assert response.text == "" and response.usage.completion_tokens == 24
