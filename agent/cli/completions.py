@@ -22,7 +22,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    from turnout.agent.cli.main import build_parser  # the whole parser, this command included
-
-    print(shtab.complete(build_parser(), shell=args.shell))
+    # `parser` is the whole command line's parser, this command included (set by main.py).
+    print(shtab.complete(args.parser, shell=args.shell))
     return 0

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"turnout {_version()}")
-    parser.set_defaults(handler=lambda _args: _no_command(parser))
+    parser.set_defaults(handler=lambda _args: _no_command(parser), parser=parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
