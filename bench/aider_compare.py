@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="turnout's rows: resumed from and appended to, as `turnout bench agent --record`")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    args.aider = args.aider.resolve()  # Aider runs in each task's workspace
     if not args.aider.exists():
         print(f"{args.aider} not found; install Aider first (see this module's docstring)", file=sys.stderr)
         return 2

@@ -22,9 +22,10 @@ def test_a_ready_repository_passes_and_the_wait_policy_is_named(
     code, checks = doctor(calc_repo, capsys)
     assert checks["tests"]["status"] == "ok" and checks["policy"]["status"] == "ok"
     assert checks["state"]["status"] == "ok" and "SQLite" in checks["state"]["detail"]
-    assert checks["omp"]["status"] == "ok" and "OMP_WAIT_POLICY=PASSIVE" in checks["omp"]["detail"]
-    monkeypatch.setattr(doctor_module, "USER_OMP_WAIT_POLICY", "ACTIVE")  # the user asked to spin
-    assert doctor(calc_repo, capsys)[1]["omp"]["status"] == "warn"
+    # Unset: fastest for one process, and the line says what two processes at once need.
+    assert checks["omp"]["status"] == "ok" and "export OMP_WAIT_POLICY=PASSIVE" in checks["omp"]["detail"]
+    monkeypatch.setattr(doctor_module, "USER_OMP_WAIT_POLICY", "passive")
+    assert "share the cores" in doctor(calc_repo, capsys)[1]["omp"]["detail"]
     assert code == (1 if any(c["status"] == "fail" for c in checks.values()) else 0)
 
 
