@@ -255,6 +255,14 @@ def run_task(
     return report
 
 
+def target_prices(targets: Mapping[str, TargetConfig]) -> dict[str, Pricing]:
+    """The price of each target that has one, by target name (a reply's `route`)."""
+    return {
+        name: Pricing(input_per_mtok=t.cost_per_mtok_input, output_per_mtok=t.cost_per_mtok_output)
+        for name, t in targets.items() if t.cost_per_mtok_input or t.cost_per_mtok_output
+    }
+
+
 class PricedModel:
     """The run's model, pricing each reply at the price of the target that answered it. The sum
     is kept in the run's `cost.json` after every priced reply, so a resumed run adds to what the
@@ -264,10 +272,7 @@ class PricedModel:
     def __init__(self, inner: ChatModel, targets: Mapping[str, TargetConfig], path: Path) -> None:
         self.inner = inner
         self.name = inner.name
-        self._prices = {
-            name: Pricing(input_per_mtok=t.cost_per_mtok_input, output_per_mtok=t.cost_per_mtok_output)
-            for name, t in targets.items() if t.cost_per_mtok_input or t.cost_per_mtok_output
-        }
+        self._prices = target_prices(targets)
         self._path = path
         try:
             self.cost_usd = float(json.loads(path.read_text(encoding="utf-8"))["cost_usd"])

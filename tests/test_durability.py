@@ -35,6 +35,7 @@ from turnout.runtimes.testing.fake_upstream import (
     openai_completion,
     openai_stream,
 )
+from turnout.tools.tests import children_of
 
 ROOT = Path(__file__).resolve().parent.parent
 TASK = "make the tests pass"
@@ -221,19 +222,12 @@ def test_a_run_killed_with_sigkill_resumes_from_a_second_clone_through_the_comma
 
 
 def descendants(pid: int) -> set[int]:
-    """Every live process below `pid`, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[stat.rfind(")") + 2:].split()[1])
-    found, frontier = set(), {pid}
+    """Every process below `pid`, from /proc (the tests server's own reading of it)."""
+    found, frontier = set(), [pid]
     while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
+        children = [child for parent in frontier for child in children_of(parent) if child not in found]
+        found.update(children)
+        frontier = children
     return found
 
 

@@ -33,12 +33,11 @@ from turnout.agent.chat import (
 )
 from turnout.agent.cli.undo import render as render_undo
 from turnout.agent.paths import cache_dir
-from turnout.agent.run import RunInterrupted, render, run_logger, run_task
+from turnout.agent.run import RunInterrupted, render, run_logger, run_task, target_prices
 from turnout.router.policy import TargetConfig
 from turnout.router.router import PolicyRouter
 from turnout.runtimes.base import Message, Usage
 from turnout.runtimes.errors import TurnoutError, UsageError
-from turnout.runtimes.remote.retry import Pricing
 
 HELP = """\
 /model [SPEC]    show the model, or switch to SPEC (local, ollama/NAME, http://HOST:PORT/v1, ...)
@@ -240,8 +239,7 @@ class SessionTotals:
     """The tokens a chat session used, per target, priced where the policy gives a price."""
 
     def __init__(self, targets: Mapping[str, TargetConfig]) -> None:
-        self.prices = {name: Pricing(input_per_mtok=t.cost_per_mtok_input, output_per_mtok=t.cost_per_mtok_output)
-                       for name, t in targets.items() if t.cost_per_mtok_input or t.cost_per_mtok_output}
+        self.prices = target_prices(targets)
         self.prompt = self.completion = 0
         self.cost_usd = 0.0
 
