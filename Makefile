@@ -3,7 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # turnout needs no multimodal support: skipping mtmd saves a quarter of the llama.cpp build.
+# On x86-64 the native build leaves out AMX: on VMs whose CPU reports AMX (seen on a Firecracker
+# guest with a Sapphire Rapids host) ggml's AMX matrix multiply segfaults on the first decode,
+# although the kernel grants the tile permission. AVX-512 and VNNI stay on.
+ifeq ($(shell uname -m),x86_64)
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF "-DCMAKE_C_FLAGS=$(NO_AMX)" "-DCMAKE_CXX_FLAGS=$(NO_AMX)"
+else
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
+endif
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: install sandbox demo test test-servers test-postgres lint clean
