@@ -14,7 +14,7 @@ export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 endif
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install sandbox demo test test-servers test-postgres lint clean
+.PHONY: install sandbox demo test test-servers test-postgres test-terminal lint clean
 
 # Third-party MCP servers the interop tests drive: the reference npm servers, pinned, installed
 # with this machine's Node.js into build/npm (mcp-server-git comes from PyPI as a dev extra).
@@ -46,9 +46,14 @@ demo: install
 	$(VENV)/bin/turnout run "make the failing tests pass" --repo build/demo/calc
 
 # The whole suite, offline once the tiny test model is installed.
-test: install test-servers test-postgres
+test: install test-servers test-postgres test-terminal
 	$(VENV)/bin/turnout models install smollm2-135m qwen2.5-coder-0.5b
 	$(PY) -m pytest
+
+# The chat's terminal test drives `turnout chat` through tmux, as a person at a terminal would.
+test-terminal:
+	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tmux; } || \
+	  { echo "the chat terminal test needs tmux: apt-get install tmux"; exit 1; }
 
 test-servers: $(NPM_DIR)/.installed
 

@@ -138,12 +138,14 @@ class ChatSession:
         settings: ChatSettings | None = None,
         history: list[Message] | None = None,
         show: Callable[[str], None] = lambda _: None,
+        on_text: Callable[[str], None] | None = None,
     ) -> None:
         self.model = model
         self.tools = tools
         self.settings = settings or ChatSettings()
         self.messages: list[Message] = list(history or [])
         self.show = show
+        self.on_text = on_text  # each reply's text as it is decoded, where the model can stream
         self.last_request: ChatRequest | None = None
 
     def send(self, text: str) -> TurnResult:
@@ -158,6 +160,7 @@ class ChatSession:
                 max_tokens=self.settings.max_tokens,
                 temperature=self.settings.temperature,
                 drafter=self.settings.drafter if self.settings.temperature == 0 else None,
+                on_text=self.on_text,
             )
             self.last_request = request
             try:

@@ -370,6 +370,9 @@ def chat_router(
         chosen = "chat" if "chat" not in targets else "chat.model"
         targets[chosen] = target_for(spec)
         if targets[chosen].runtime == "llama_cpp":
+            # A missing or broken file is said now, not at the first message (the model itself
+            # loads on the first request routed to it).
+            models.resolve(spec)
             local_spec = spec
     work = policy.work
     if chosen:

@@ -18,6 +18,7 @@ checkpointer and the run log without adapters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
@@ -123,6 +124,10 @@ class ChatRequest(BaseModel):
     # returns them all in `ChatResponse.candidates`; one that cannot returns one, and the caller
     # asks again with other seeds. Completion i uses seed `seed + i`.
     n: int = Field(default=1, ge=1)
+    # Where the reply's text goes as it is decoded, piece by piece: a terminal that shows the
+    # answer while it is written. Display only, so it is never serialised nor sent anywhere; a
+    # runtime that cannot stream ignores it (the whole reply still comes back as usual).
+    on_text: Callable[[str], None] | None = Field(default=None, exclude=True, repr=False)
 
 
 class ChatResponse(BaseModel):

@@ -18,6 +18,7 @@ from turnout.agent import approvals
 from turnout.agent.approvals import ApprovalPolicy, ApprovalRequest, Decision, GuardedHost
 from turnout.agent.chat import ChatHistory, ChatSession, ChatSettings, UndoableTurns
 from turnout.agent.cli.chat import run_in_chat
+from turnout.agent.cli.chatview import LiveReply, held_back
 from turnout.agent.cli.main import build_parser, main
 from turnout.agent.compose import target_for
 from turnout.agent.host import McpHost, builtin_servers
@@ -255,3 +256,39 @@ def test_chat_json_answers_one_prompt_with_a_tool_call_through_an_openai_compati
     # The tools went out natively, and the tool's result came back to the model.
     assert sent[0]["tools"][0]["function"]["name"].startswith("git__")
     assert any(m["role"] == "tool" and "notes.md" in m["content"] for m in sent[1]["messages"])
+
+
+# ---------------------------------------------------------------------------------------------
+# The answer as it is written (agent/cli/chatview.py)
+
+
+def live_view() -> tuple[LiveReply, list[str]]:
+    written: list[str] = []
+    return LiveReply(written.append, "m> "), written
+
+
+def test_words_show_as_they_arrive_and_a_call_block_never_shows_as_text() -> None:
+    live, written = live_view()
+    for piece in ["Let me ", "read it.", "\n`", "``js", 'on\n{"name": "read_file"}\n```']:
+        live.piece(piece)
+    assert "".join(written) == "m> Let me read it.\n"  # the backticks were held back, then hidden
+    live.interrupt()  # the call's own line comes next
+    live.piece("The bug is on line 3.")
+    live.finish("The bug is on line 3.")
+    assert "".join(written) == "m> Let me read it.\n\nm> The bug is on line 3.\n"
+
+
+def test_what_the_stream_did_not_show_is_printed_at_the_end_of_the_turn() -> None:
+    live, written = live_view()
+    live.piece("Here is the fix:\n```python\nx = 1\n```\nDone.")
+    live.finish("Here is the fix:\n```python\nx = 1\n```\nDone.")
+    assert "".join(written) == "m> Here is the fix:\n```python\nx = 1\n```\nDone.\n"
+
+    live, written = live_view()  # a runtime that cannot stream: the whole answer, once
+    live.finish("All tests pass.")
+    assert written == ["m> All tests pass.\n"]
+
+
+def test_a_held_back_tail_is_only_what_could_open_a_marker() -> None:
+    assert held_back("see `") == 1 and held_back("see ``") == 2 and held_back("x <tool_") == 6
+    assert held_back("plain words") == 0 and held_back("a ` b") == 0

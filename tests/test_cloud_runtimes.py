@@ -384,6 +384,29 @@ def test_after_a_stream_cut_the_retry_returns_the_whole_reply_not_a_mix(provider
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_the_text_of_a_stream_reaches_the_display_as_it_arrives_and_a_retry_says_it_restarts(
+    provider: str,
+) -> None:
+    factory = PROVIDERS[provider][0]
+    text = "First half. Second half."
+    frames = (
+        openai_stream(text, pieces=4) if provider == "openai" else anthropic_stream(text, pieces=4)
+    )
+    shown: list[str] = []
+    cut = 3 if provider == "openai" else 4  # after two pieces of text (anthropic: a start event more)
+    script = [Scripted.sse(frames, cut_after_events=cut), Scripted.sse(frames)]
+    with FakeUpstream(script) as up:
+        response = factory(up, Sleeps()).chat(request(tools=[]).model_copy(update={"on_text": shown.append}))
+
+    assert response.text == text and response.attempts == 2
+    restart = shown.index("\n(the stream broke; the reply starts again)\n")
+    assert 0 < restart  # some text of the cut attempt was shown before the cut
+    assert "".join(shown[restart + 1 :]) == text  # then the whole reply, piece by piece
+    assert len(shown[restart + 1 :]) > 1
+    assert "on_text" not in json.dumps(up.requests[1].body)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_a_stream_that_ends_cleanly_before_its_finish_is_still_a_cut(provider: str) -> None:
     factory = PROVIDERS[provider][0]
     # The server closes the body properly, but without a finish reason or message_stop.

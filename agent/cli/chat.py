@@ -13,13 +13,11 @@ object and keeps no history. The session itself is `agent/chat.py`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from turnout.agent import compose
 from turnout.agent.approvals import MODES, decide, terminal_asker
@@ -31,6 +29,7 @@ from turnout.agent.chat import (
     UndoableTurns,
     history_file,
 )
+from turnout.agent.cli.chatview import LiveReply, line_reader, terminal_writer
 from turnout.agent.cli.undo import render as render_undo
 from turnout.agent.paths import cache_dir
 from turnout.agent.run import RunInterrupted, render, run_logger, run_task, target_prices
@@ -38,7 +37,10 @@ from turnout.router.policy import TargetConfig
 from turnout.router.router import PolicyRouter
 from turnout.runtimes.base import Message, Usage
 from turnout.runtimes.errors import TurnoutError, UsageError
+from turnout.runtimes.local import models
 
+COMMANDS = ["/model", "/tools", "/route", "/approvals", "/run", "/undo", "/diff", "/cost", "/new",
+            "/help", "/quit"]
 HELP = """\
 /model [SPEC]    show the model, or switch to SPEC (local, ollama/NAME, http://HOST:PORT/v1, ...)
 /tools           list the tools, by server, with what the approval policy does for each
@@ -113,9 +115,6 @@ def execute(args: argparse.Namespace) -> int:
             prompt = " ".join(args.prompt) if args.prompt else sys.stdin.read()
             if not prompt.strip():
                 raise UsageError("turnout chat --json needs a prompt: as arguments or on stdin")
-            readline = None
-        else:
-            readline = enable_line_editing(chat_dir / "input_history")
         router = router_for(args.model)
         with compose.open_session(
             repo, router, servers, approvals, errlog=errlog, strict=False,
@@ -129,11 +128,7 @@ def execute(args: argparse.Namespace) -> int:
                 print(json.dumps(result.model_dump(), indent=2))
                 return 0 if result.exit_status == "answered" else 1
             connected = len(servers) - len(session.host.failed_servers())
-            code = interactive(session, args.model or "the policy's targets", router_for, chat_dir, connected, say)
-    if readline is not None:
-        with contextlib.suppress(OSError):
-            readline.write_history_file(str(chat_dir / "input_history"))
-    return code
+            return interactive(session, args.model or "the policy's targets", router_for, chat_dir, connected, say)
 
 
 def interactive(
@@ -142,7 +137,7 @@ def interactive(
     router_for: Callable[[str], PolicyRouter],
     chat_dir: Path,
     connected: int,
-    say: Callable[[str], None],
+    print_line: Callable[[str], None],
 ) -> int:
     """The terminal session: a line from the user, the model's answer, until /quit or Ctrl-D."""
     guarded = opened.tools
@@ -150,7 +145,13 @@ def interactive(
     turns = UndoableTurns(guarded, Path.cwd())
     totals = SessionTotals(opened.model.policy.targets if isinstance(opened.model, PolicyRouter) else {})
     history = ChatHistory(history_file(chat_dir, Path.cwd()), ChatSettings().history_messages)
-    session = ChatSession(opened.model, turns, history=history.load(), show=say)
+    live = LiveReply(terminal_writer(), f"{model_spec}> ")
+
+    def say(line: str) -> None:  # a line of ours never lands in the middle of the model's
+        live.interrupt()
+        print_line(line)
+
+    session = ChatSession(opened.model, turns, history=history.load(), show=say, on_text=live.piece)
     if isinstance(session.model, PolicyRouter):  # the labels it had picked up come back with it
         session.model.adopt_taint(history.load_taint())
     tools = guarded.list_tools()
@@ -158,9 +159,14 @@ def interactive(
         f"approvals: {guarded.policy.mode}. /help lists the commands.")
     if session.messages:
         say(f"(resumed a conversation of {len(session.messages)} messages; /new starts over)")
+    read_line = line_reader(
+        chat_dir, COMMANDS,
+        lambda: f" {live.prefix[:-2]} · approvals: {guarded.policy.mode} · "
+        f"{totals.prompt + totals.completion} tokens · Esc Enter: new line",
+    )
     while True:
         try:
-            line = input("you> ").strip()
+            line = read_line("you> ").strip()
         except EOFError:
             say("")
             break
@@ -199,10 +205,13 @@ def interactive(
                             switched.carry_taint_from(session.model)
                         session.model = switched
                         model_spec = rest
+                        live.prefix = f"{model_spec}> "
                     except (TurnoutError, OSError, ValueError) as exc:
                         # A missing file or a server that does not answer: the session goes on.
                         say(f"turnout: {exc}; still on {model_spec}")
                 say(f"model: {model_spec}")
+                if not rest:
+                    say(model_choices(session.model))
             elif command == "/route":
                 show_route(session, say)
             elif command == "/diff":
@@ -230,7 +239,7 @@ def interactive(
         if result.error:
             say(f"turnout: {result.exit_status}: {result.error}")
         else:
-            say(f"{model_spec}> {result.reply}")
+            live.finish(result.reply)
         history.save(session.messages, session.model.taint if isinstance(session.model, PolicyRouter) else [])
     return 0
 
@@ -273,6 +282,16 @@ def run_in_chat(task: str, session: ChatSession, mode: str, turns: UndoableTurns
     session.messages.append(Message(role="assistant", content=f"{report.exit_status}: {report.summary}"))
 
 
+def model_choices(model: object) -> str:
+    """What `/model SPEC` can switch to without a download: the policy's targets by name and
+    the catalog models installed here."""
+    targets = sorted(model.policy.targets) if isinstance(model, PolicyRouter) else []
+    installed = [name for name in models.CATALOG if models.is_installed(name)]
+    return (f"  the policy's targets: {', '.join(targets) or '(none)'}\n"
+            f"  installed models: {', '.join(installed) or '(none: turnout models install NAME)'}\n"
+            f"  or any of: {compose.MODEL_FORMS}")
+
+
 def show_route(session: ChatSession, say: Callable[[str], None]) -> None:
     explain = getattr(session.model, "explain", None)
     if session.last_request is None or explain is None:
@@ -285,11 +304,3 @@ def show_route(session: ChatSession, say: Callable[[str], None]) -> None:
         say(f"  - {reason}")
 
 
-def enable_line_editing(path: Path) -> Any:
-    try:
-        import readline  # not on every platform: without it, input() works unedited
-    except ImportError:
-        return None
-    with contextlib.suppress(OSError):
-        readline.read_history_file(str(path))
-    return readline

@@ -10,6 +10,7 @@ the text tool protocol's (`turnout.runtimes.textprotocol`).
 
 from __future__ import annotations
 
+import codecs
 import os
 import time
 from collections.abc import Callable
@@ -116,6 +117,41 @@ class PrefillProgress:
             self.last = now
 
 
+class TextStream:
+    """Decoded tokens as text pieces for `ChatRequest.on_text`. Each token's bytes go through an
+    incremental UTF-8 decoder, since byte-level tokenizers split a character across tokens."""
+
+    def __init__(self, llm: Any, sink: Callable[[str], None]) -> None:
+        self._llm = llm
+        self._sink: Callable[[str], None] | None = sink
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._previous: list[int] | None = None
+
+    def feed(self, token: int) -> bool:
+        data = self._llm.detokenize([token], prev_tokens=self._previous)
+        self._previous = [token]
+        text = self._decoder.decode(data)
+        if text and self._sink is not None:
+            try:
+                self._sink(text)
+            except OSError:  # the terminal went away: the reply itself still comes back
+                self._sink = None
+        return False  # a display never stops the reply
+
+
+def every(feeds: list[Callable[[int], bool] | None]) -> Callable[[int], bool] | None:
+    """One token callback that calls each given one on every token; True when any says stop."""
+    live = [feed for feed in feeds if feed is not None]
+    if len(live) <= 1:
+        return live[0] if live else None
+
+    def feed_all(token: int) -> bool:
+        stops = [feed(token) for feed in live]  # all of them, even after one says stop
+        return any(stops)
+
+    return feed_all
+
+
 class LlamaCppModel:
     """A `ChatModel` over llama-cpp-python, loaded once and reused (its KV prefix cache too)."""
 
@@ -174,7 +210,10 @@ class LlamaCppModel:
         self, request: ChatRequest, messages: list[dict[str, str]], drafter: str, grammar: Any,
         guard: RepetitionGuard | None,
     ) -> ChatResponse:
-        on_token = guard.feed if guard is not None and self.config.repetition.enabled else None
+        feeds = [guard.feed if guard is not None and self.config.repetition.enabled else None]
+        if request.on_text is not None:
+            feeds.append(TextStream(self._llm, request.on_text).feed)
+        on_token = every(feeds)
         on_prefill = None
         if self._progress is not None:
             on_prefill = PrefillProgress(self._progress, self.config.progress_min_tokens)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 import anthropic
@@ -107,7 +108,7 @@ class AnthropicChatModel(WireModel):
         )
         return reply
 
-    def stream_once(self, params: dict[str, Any]) -> AssembledReply:
+    def stream_once(self, params: dict[str, Any], on_text: Callable[[str], None] | None = None) -> AssembledReply:
         reply = AssembledReply()
         texts: list[str] = []
         blocks: dict[int, NativeCall] = {}
@@ -134,6 +135,8 @@ class AnthropicChatModel(WireModel):
                         delta = event.delta
                         if delta.type == "text_delta":
                             texts.append(delta.text)
+                            if on_text is not None:
+                                on_text(delta.text)
                         elif delta.type == "input_json_delta" and event.index in blocks:
                             blocks[event.index].arguments += delta.partial_json
                     elif kind == "message_delta":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import openai
@@ -116,7 +117,7 @@ class OpenAIChatModel(WireModel):
             )
         return reply
 
-    def stream_once(self, params: dict[str, Any]) -> AssembledReply:
+    def stream_once(self, params: dict[str, Any], on_text: Callable[[str], None] | None = None) -> AssembledReply:
         reply = AssembledReply()
         text: list[str] = []
         calls: dict[int, NativeCall] = {}
@@ -140,6 +141,8 @@ class OpenAIChatModel(WireModel):
                         delta = choice.delta
                         if delta.content:
                             text.append(delta.content)
+                            if on_text is not None:
+                                on_text(delta.content)
                         for part in delta.tool_calls or []:
                             call = calls.setdefault(part.index, NativeCall("", "", ""))
                             call.id = part.id or call.id

@@ -59,6 +59,28 @@ class WireConfig(Protocol):
     pricing: Pricing
 
 
+class AttemptsShown:
+    """The text sink of one request across its attempts: when a stream broke after some text was
+    shown and the retry layer tries again, the reader is told the reply starts over."""
+
+    def __init__(self, sink: Callable[[str], None] | None) -> None:
+        self.sink = sink
+        self.shown = False
+
+    def next(self) -> Callable[[str], None] | None:
+        if self.sink is None:
+            return None
+        if self.shown:
+            self.sink("\n(the stream broke; the reply starts again)\n")
+            self.shown = False
+        return self._show
+
+    def _show(self, text: str) -> None:
+        self.shown = True
+        assert self.sink is not None
+        self.sink(text)
+
+
 class WireModel:
     """The common part of a networked `ChatModel`: its name, its config, its SDK client and its
     `RetryLayer`, the only retry layer (the client is made with `client_options`: its retries
@@ -100,18 +122,22 @@ class WireModel:
         PermanentError."""
         raise NotImplementedError
 
-    def stream_once(self, params: dict[str, Any]) -> AssembledReply:
-        """One attempt, the reply streamed and assembled; failures as `complete_once`."""
+    def stream_once(self, params: dict[str, Any], on_text: Callable[[str], None] | None = None) -> AssembledReply:
+        """One attempt, the reply streamed and assembled, each piece of text also given to
+        `on_text` as it arrives; failures as `complete_once`."""
         raise NotImplementedError
 
     def send(self, request: ChatRequest, params: dict[str, Any]) -> ChatResponse:
         """The request body `params` sent through the retry layer, one `send_once` an attempt."""
-        return self.retry_layer.chat(request, lambda: self.send_once(request, params))
+        attempts = AttemptsShown(request.on_text)
+        return self.retry_layer.chat(request, lambda: self.send_once(request, params, attempts.next()))
 
-    def send_once(self, request: ChatRequest, params: dict[str, Any]) -> ChatResponse:
+    def send_once(
+        self, request: ChatRequest, params: dict[str, Any], on_text: Callable[[str], None] | None = None
+    ) -> ChatResponse:
         """One upstream attempt, streamed or not as the config says, timed."""
         started = time.perf_counter()
-        reply = self.stream_once(params) if self.config.stream else self.complete_once(params)
+        reply = self.stream_once(params, on_text) if self.config.stream else self.complete_once(params)
         reply.seconds = time.perf_counter() - started
         return self.response(request, reply)
 
