@@ -21,7 +21,10 @@ from pydantic import BaseModel
 from turnout.runtimes.base import ToolSpec
 from turnout.runtimes.errors import UsageError
 
-CATEGORIES = ("simple_python", "multiple")
+CATEGORIES = ("simple_python", "multiple", "irrelevance")
+# Categories whose questions no offered function can answer: the right reply makes no call.
+DECLINE = frozenset({"irrelevance"})
+DEFAULT_CATEGORIES = ("simple_python", "multiple")
 DATA_VERSION = "BFCL_v4"
 
 _TYPE_TO_JSON_SCHEMA = {
@@ -64,9 +67,12 @@ def load_cases(category: str, limit: int | None = None) -> list[BfclCase]:
         )
     root = data_dir()
     questions = _read_jsonl(root / f"{DATA_VERSION}_{category}.json")
-    answers = {row["id"]: row["ground_truth"] for row in _read_jsonl(
-        root / "possible_answer" / f"{DATA_VERSION}_{category}.json"
-    )}
+    if category in DECLINE:  # no possible answers: every call is wrong
+        answers: dict[str, Any] = {row["id"]: [] for row in questions}
+    else:
+        answers = {row["id"]: row["ground_truth"] for row in _read_jsonl(
+            root / "possible_answer" / f"{DATA_VERSION}_{category}.json"
+        )}
     cases = [
         BfclCase(
             id=row["id"],
@@ -132,7 +138,10 @@ def ast_match(
     answers: list[dict[str, dict[str, list[Any]]]],
     category: str,
 ) -> tuple[bool, str]:
-    """Whether the model's calls match one of the possible answers; else why not."""
+    """Whether the model's calls match one of the possible answers; else why not. In a
+    category of questions no function answers (`DECLINE`), only a reply without a call does."""
+    if category in DECLINE:
+        return (False, f"called {calls[0][0]}") if calls else (True, "answered without a call")
     if len(calls) != len(answers):
         return False, "wrong number of functions"
     expected_name = next(iter(answers[0]))

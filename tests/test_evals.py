@@ -110,7 +110,7 @@ def _first_answer_call(case: bfcl.BfclCase) -> tuple[str, dict]:
 
 
 def test_the_ground_truth_answer_of_every_case_matches_itself() -> None:
-    for category in bfcl.CATEGORIES:
+    for category in bfcl.DEFAULT_CATEGORIES:
         for case in bfcl.load_cases(category):
             ok, why = bfcl.ast_match(case.functions, [_first_answer_call(case)], case.answers, category)
             assert ok, (case.id, why)
@@ -125,6 +125,16 @@ def test_a_wrong_value_a_missing_argument_and_a_wrong_function_do_not_match() ->
     assert "missing required" in match([("calculate_triangle_area", {"base": 10})])[1]
     assert "not found" in match([("area", {"base": 10, "height": 5})])[1]
     assert match([])[1] == "wrong number of functions"
+
+
+def test_an_irrelevance_case_is_right_only_without_a_call() -> None:
+    cases = bfcl.load_cases("irrelevance")
+    assert len(cases) == 240 and all(case.answers == [] for case in cases)
+    case = cases[0]  # a triangle's area, with only a body-mass-index function on offer
+    offered = case.functions[0]["name"]
+    assert bfcl.ast_match(case.functions, [], case.answers, "irrelevance") == (True, "answered without a call")
+    assert bfcl.ast_match(case.functions, [(offered, {"weight": 70, "height": 1.8})], case.answers,
+                          "irrelevance") == (False, f"called {offered}")
 
 
 def test_strings_match_as_bfcl_compares_them_ignoring_case_spaces_and_punctuation() -> None:

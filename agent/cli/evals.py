@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from turnout.agent.bfcl import CATEGORIES
+from turnout.agent.bfcl import CATEGORIES, DEFAULT_CATEGORIES
 from turnout.agent.cli.args import command_group
 from turnout.agent.cli.output import loops_report, progress, toolcalls_table
 from turnout.agent.compose import MODEL_FORMS
@@ -28,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     tc = esub.add_parser("toolcalls", help="BFCL single-turn: valid-call rate and AST match rate")
     tc.add_argument("--category", action="append", choices=list(CATEGORIES), default=None,
-                    help="BFCL category (repeatable; default: simple_python and multiple)")
+                    help="BFCL category (repeatable; default: simple_python and multiple). "
+                    "irrelevance: questions no offered function answers, asked with "
+                    "tool_choice auto; a reply without a call is right")
     tc.add_argument("--limit", type=int, default=None, metavar="N", help="first N cases of each category")
     tc.add_argument("--target", action="append", choices=list(TARGETS), default=None,
                     help="what to run (repeatable; default: turnout and plain)")
@@ -51,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def toolcalls(args: argparse.Namespace) -> int:
     report = eval_toolcalls(
-        args.category or list(CATEGORIES), args.limit, args.target or ["turnout", "plain"],
+        args.category or list(DEFAULT_CATEGORIES), args.limit, args.target or ["turnout", "plain"],
         args.model, tool_choice=args.tool_choice, threads=args.threads, record=args.record,
         progress=progress,
     )

@@ -125,7 +125,10 @@ def eval_toolcalls(
                     found.extend(_plain_case(model, case, max_tokens))
                 else:
                     model.use_grammar(target == "turnout")
-                    found.append(_turnout_case(model, case, target, tool_choice, max_tokens))
+                    # Whether to call at all is the question of a decline category, so its
+                    # cases are asked as `turnout chat` asks: the model may answer in words.
+                    choice = "auto" if case.category in bfcl.DECLINE else tool_choice
+                    found.append(_turnout_case(model, case, target, choice, max_tokens))
             for outcome in found:
                 outcome.model = model.name
                 outcomes.append(outcome)
@@ -316,9 +319,10 @@ def _score(
     seconds: float,
     tokens: int,
 ) -> CaseOutcome:
-    match, why = bfcl.ast_match(case.functions, calls, case.answers, case.category) if calls else (
-        False, "no call"
-    )
+    if calls or case.category in bfcl.DECLINE:
+        match, why = bfcl.ast_match(case.functions, calls, case.answers, case.category)
+    else:
+        match, why = False, "no call"
     return CaseOutcome(
         id=case.id, category=case.category, target=target, valid=valid, match=match, why=why,
         calls=[{"name": n, "arguments": a} for n, a in calls], seconds=round(seconds, 3),
