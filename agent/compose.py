@@ -69,7 +69,7 @@ from turnout.agent.host import (
     read_json_config,
 )
 from turnout.router.audit import AuditLog, open_audit
-from turnout.router.policy import Policy, TargetConfig, load_policy
+from turnout.router.policy import Location, Policy, TargetConfig, load_policy
 from turnout.router.router import PolicyRouter
 from turnout.runtimes.base import ChatModel, ChatRequest, ChatResponse
 from turnout.runtimes.errors import UsageError
@@ -86,6 +86,7 @@ MODEL_FORMS = (
 CLOUD_PROVIDERS = ("openai", "anthropic")
 Drafter = Literal["suffix", "draft-model", "none", "off"]
 Progress = Callable[[str], None]
+IN_PROCESS = "the model runs in this process"
 
 
 # ----- model specs ------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ def target_for(spec: str, environ: Mapping[str, str] | None = None) -> TargetCon
         raise UsageError(f"--model is empty; name a model: {MODEL_FORMS}")
     if spec == "local" or spec.startswith("local:"):
         name = spec.partition(":")[2] or models.DEFAULT_MODEL
-        return TargetConfig(runtime="llama_cpp", location="local", model=name)
+        return TargetConfig(runtime="llama_cpp", location="local", model=name).located_by(IN_PROCESS)
     if spec.startswith("ollama/"):
         name = spec.removeprefix("ollama/")
         if not name:
@@ -108,30 +109,34 @@ def target_for(spec: str, environ: Mapping[str, str] | None = None) -> TargetCon
         if "://" not in host:
             host = f"http://{host}"
         # Ollama runs where OLLAMA_HOST points: this machine, or another one.
+        location, why = located(host)
+        source = "OLLAMA_HOST" if env.get("OLLAMA_HOST") else "Ollama's default address"
         return TargetConfig(
-            runtime="openai_compat", location=location_of(host), model=name,
+            runtime="openai_compat", location=location, model=name,
             base_url=host.rstrip("/") + "/v1", timeout_s=600, max_attempts=2,
-        )
+        ).located_by(f"{source}: {why}")
     if spec.startswith(("http://", "https://")):
         url, _, model = spec.partition("#")
         url = url.rstrip("/")
         if not urlparse(url).hostname:
             raise UsageError(f"--model {spec!r} has no host; write it as http://HOST:PORT/v1[#MODEL]")
+        location, why = located(url)
         return TargetConfig(
-            runtime="openai_compat", location=location_of(url), model=model or first_model(url),
+            runtime="openai_compat", location=location, model=model or first_model(url),
             base_url=url, timeout_s=600, max_attempts=2,
-        )
+        ).located_by(why)
     for provider in CLOUD_PROVIDERS:
         if spec.startswith(f"{provider}/"):
             model = spec.removeprefix(f"{provider}/")
             if not model:
                 raise UsageError(f"--model {provider}/ needs the provider's model id: {provider}/MODEL")
-            return TargetConfig(runtime=provider, location="cloud", model=model)
+            return TargetConfig(runtime=provider, location="cloud", model=model).located_by(
+                f"{provider}'s API is a cloud provider's")
     if spec.endswith(".gguf") or spec in models.CATALOG:
-        return TargetConfig(runtime="llama_cpp", location="local", model=spec)
+        return TargetConfig(runtime="llama_cpp", location="local", model=spec).located_by(IN_PROCESS)
     if os.sep in spec or "/" in spec:
         if Path(spec).expanduser().is_file():
-            return TargetConfig(runtime="llama_cpp", location="local", model=spec)
+            return TargetConfig(runtime="llama_cpp", location="local", model=spec).located_by(IN_PROCESS)
         prefix = spec.split("/", 1)[0]
         raise UsageError(
             f"--model {spec!r}: no such file, and {prefix + '/'!r} is not a prefix turnout knows; "
@@ -152,14 +157,26 @@ def location_of(url: str) -> str:
     `onprem` on a private or link-local address or a name only a private network resolves
     (`gpu-box`, `llm.internal`); `cloud` anywhere else, since a public name may be anyone's.
     A policy that knows better declares the target's location itself."""
-    if is_loopback(url):
-        return "local"
+    return located(url)[0]
+
+
+def located(url: str) -> tuple[Location, str]:
+    """`location_of`, with the rule that decided it, in words."""
     host = (urlparse(url).hostname or "").rstrip(".").lower()
+    if is_loopback(url):
+        return "local", f"{host} is this machine (loopback)"
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return "onprem" if "." not in host or host.endswith(_PRIVATE_SUFFIXES) else "cloud"
-    return "onprem" if address.is_private or address.is_link_local else "cloud"
+        if "." not in host:
+            return "onprem", f"{host} is a bare host name, which only a private network resolves"
+        if host.endswith(_PRIVATE_SUFFIXES):
+            suffix = next(s for s in _PRIVATE_SUFFIXES if host.endswith(s))
+            return "onprem", f"{host} ends in {suffix}, a private network's suffix"
+        return "cloud", f"{host} is a public name, which may be anyone's machine"
+    if address.is_private or address.is_link_local:
+        return "onprem", f"{host} is a private network address"
+    return "cloud", f"{host} is a public address"
 
 
 def is_loopback(url: str) -> bool:

@@ -82,7 +82,8 @@ def render_policy(policy: Policy) -> str:
     for name, t in policy.targets.items():
         extra = f" {t.model}" if t.model else ""
         url = f" at {t.base_url}" if t.base_url else ""
-        lines.append(f"  {name}: {t.runtime}{extra}{url} ({t.location}, context {t.context_window})")
+        lines.append(f"  {name}: {t.runtime}{extra}{url} ({t.location}: {t.location_rule}; "
+                     f"context {t.context_window})")
     lines.append("labels:")
     for name, rule in policy.labels.items():
         audience = [*rule.allow_locations, *(f"target {x}" for x in rule.allow_targets)]

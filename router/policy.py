@@ -22,7 +22,15 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from turnout.router.patterns import check_pattern
 from turnout.runtimes.errors import PolicyError
 
@@ -57,6 +65,18 @@ class TargetConfig(_Strict):
     max_attempts: int = Field(default=3, ge=1, le=10, description="upstream attempts per request")
     cost_per_mtok_input: float = Field(default=0.0, ge=0, description="USD per million prompt tokens")
     cost_per_mtok_output: float = Field(default=0.0, ge=0, description="USD per million completion tokens")
+    # Why `location` is what it is when turnout worked it out from a `--model` spec rather than
+    # a policy declaring it ("a private address", "OLLAMA_HOST is ..."): `explain` and `/route`
+    # say it. Not a setting, so not a field a policy file could set.
+    _location_rule: str = PrivateAttr(default="")
+
+    @property
+    def location_rule(self) -> str:
+        return self._location_rule or "declared by the policy"
+
+    def located_by(self, rule: str) -> TargetConfig:
+        self._location_rule = rule
+        return self
 
     @model_validator(mode="after")
     def _runtime_fits_location(self) -> TargetConfig:

@@ -23,6 +23,7 @@ from turnout.agent.cli.main import build_parser, main
 from turnout.agent.compose import target_for
 from turnout.agent.host import McpHost, builtin_servers
 from turnout.agent.run import list_runs
+from turnout.router.policy import TargetConfig
 from turnout.runtimes.base import Message
 from turnout.runtimes.errors import UsageError
 from turnout.runtimes.testing.fake import ScriptedModel
@@ -51,6 +52,17 @@ def test_model_specs_name_the_runtime_the_server_and_where_it_runs() -> None:
     assert target_for("http://llm.internal/v1#m").location == "onprem"
     assert target_for("http://[::1]:8080/v1#m").location == "local"
     assert target_for("anthropic/claude-sonnet-4").runtime == "anthropic"
+
+    # Each says which rule set its location; a policy's own targets declared theirs.
+    assert ollama.location_rule == "OLLAMA_HOST: 10.0.0.5 is a private network address"
+    assert here.location_rule == "Ollama's default address: localhost is this machine (loopback)"
+    assert target_for("http://gpu-box:8000/v1#m").model_copy().location_rule.startswith("gpu-box is a bare host name")
+    assert "public name" in target_for("https://llm.example.com/v1#m").location_rule
+    assert local.location_rule == "the model runs in this process"
+    assert TargetConfig(runtime="openai_compat", location="onprem", base_url="http://x/v1").location_rule == (
+        "declared by the policy")
+    with pytest.raises(ValueError, match="location_rule"):  # not a setting a policy can write
+        TargetConfig(runtime="openai_compat", location="cloud", location_rule="trust me")
 
     with pytest.raises(UsageError, match="ollama/NAME"):
         target_for("llama3")

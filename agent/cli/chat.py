@@ -299,6 +299,10 @@ def show_route(session: ChatSession, say: Callable[[str], None]) -> None:
         return
     decision = explain(session.last_request)
     say(f"target: {decision.target or '(refused)'}  rule: {decision.rule}  work: {decision.work_class}")
+    targets = session.model.policy.targets if isinstance(session.model, PolicyRouter) else {}
+    if decision.target in targets:
+        target = targets[decision.target]
+        say(f"location: {target.location} ({target.location_rule})")
     say(f"reason: {decision.reason}")
     for reason in decision.reasons:
         say(f"  - {reason}")
