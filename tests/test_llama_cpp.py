@@ -148,3 +148,4 @@ def test_turnout_run_json_on_the_tiny_model_prints_one_report_object(
     # The model's own time (prefill and decode, as the runtime measured it) is part of the wall time.
     assert 0 < report["model_seconds"] <= report["wall_seconds"]
     assert 0 <= report["tokens"]["cached_prompt"] < report["tokens"]["prompt"]
+

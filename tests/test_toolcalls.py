@@ -686,3 +686,15 @@ def test_problem_messages_stay_within_two_lines() -> None:
     [problem] = parse(reply).problems
     assert len(problem.message.splitlines()) <= 2
     assert all(len(line) < 300 for line in problem.message.splitlines())
+
+
+def test_the_model_is_told_it_may_answer_in_words_only_where_it_may() -> None:
+    from turnout.runtimes.base import Message
+    from turnout.runtimes.textprotocol.render import MAY_DECLINE, to_text_protocol
+
+    ask = [Message(role="user", content="What is the capital of France?")]
+    for choice in (None, "auto"):
+        assert MAY_DECLINE in to_text_protocol(ask, [READ_FILE], choice)[0]["content"]
+    for choice in ("required", "read_file"):  # the grammar forces a call: no mixed message
+        assert MAY_DECLINE not in to_text_protocol(ask, [READ_FILE], choice)[0]["content"]
+    assert to_text_protocol(ask, [], None) == [{"role": "user", "content": ask[0].content}]

@@ -263,7 +263,7 @@ class LlamaCppModel:
                 for i in range(request.n)
             ]
             return combine_candidates(replies)
-        messages = to_text_protocol(request.messages, request.tools)
+        messages = to_text_protocol(request.messages, request.tools, request.tool_choice)
         self._llama_cpp.llama_perf_context_reset(self._llm.ctx)
         grammar = None
         if self.config.constrain_tool_calls:
@@ -299,7 +299,7 @@ class LlamaCppModel:
         return combine_candidates(replies, gen)
 
     def _chat_one(self, request: ChatRequest) -> ChatResponse:
-        messages = to_text_protocol(request.messages, request.tools)
+        messages = to_text_protocol(request.messages, request.tools, request.tool_choice)
         ctx = self._llm.ctx
         self._llama_cpp.llama_perf_context_reset(ctx)
         grammar = None

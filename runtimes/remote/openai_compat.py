@@ -92,7 +92,7 @@ class OpenAICompatModel(OpenAIChatModel):
     def _chat(self, request: ChatRequest, *, native: bool) -> ChatResponse:
         params = self.request_params(request, native_tools=native)
         if not native and request.tools:
-            params["messages"] = to_text_protocol(request.messages, request.tools)
+            params["messages"] = to_text_protocol(request.messages, request.tools, request.tool_choice)
         for message in params["messages"]:
             if message.get("content", "") is None:
                 # OpenAI's shape for a turn that is only tool calls is `"content": null`, which

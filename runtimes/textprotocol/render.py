@@ -19,7 +19,15 @@ FENCE_OPEN = "```json\n"
 FENCE_CLOSE = "\n```"
 
 
-def describe_tools(tools: list[ToolSpec]) -> str:
+# Said only where the model may answer without a call (`tool_choice` auto): a small model told
+# only how to call a tool calls one for every question, fitting or not.
+MAY_DECLINE = (
+    "Call a tool only when one of them does what the user asks. When none of them does, or no "
+    "tool is needed, answer in plain words, without a code fence."
+)
+
+
+def describe_tools(tools: list[ToolSpec], may_decline: bool = False) -> str:
     """Tools as compact signatures, each parameter's description, allowed values and default on
     its own line: small models follow signatures better than raw JSON Schemas, but they need the
     descriptions to fill optional parameters ("default is 'units'", "'all' for complex roots")."""
@@ -28,6 +36,7 @@ def describe_tools(tools: list[ToolSpec]) -> str:
         "To use a tool, reply with exactly one JSON object in a ```json code fence:",
         '```json\n{"name": "<tool name>", "arguments": {<arguments>}}\n```',
         "One tool call per reply. The result comes back in the next message.",
+        *([MAY_DECLINE] if may_decline else []),
         "",
         "Available tools:",
     ]
@@ -79,9 +88,13 @@ def _type_name(schema: dict[str, Any]) -> str:
     return " | ".join(options) or "any"
 
 
-def to_text_protocol(messages: list[Message], tools: list[ToolSpec]) -> list[dict[str, str]]:
-    """Render the conversation in the text tool protocol, merging adjacent same-role turns."""
+def to_text_protocol(
+    messages: list[Message], tools: list[ToolSpec], tool_choice: str | None = None
+) -> list[dict[str, str]]:
+    """Render the conversation in the text tool protocol, merging adjacent same-role turns.
+    Under `tool_choice` auto (or None, which means it) the model is told it may answer in words."""
     out: list[dict[str, str]] = []
+    described = describe_tools(tools, may_decline=tool_choice in (None, "auto")) if tools else ""
 
     def push(role: str, content: str) -> None:
         if out and out[-1]["role"] == role:
@@ -93,7 +106,7 @@ def to_text_protocol(messages: list[Message], tools: list[ToolSpec]) -> list[dic
         if message.role == "system":
             content = message.content
             if tools:
-                content = f"{content}\n\n{describe_tools(tools)}"
+                content = f"{content}\n\n{described}"
             push("system", content)
         elif message.role == "assistant":
             parts = [message.content] if message.content else []
@@ -106,5 +119,5 @@ def to_text_protocol(messages: list[Message], tools: list[ToolSpec]) -> list[dic
         else:
             push("user", message.content)
     if tools and not any(m["role"] == "system" for m in out):
-        out.insert(0, {"role": "system", "content": describe_tools(tools)})
+        out.insert(0, {"role": "system", "content": described})
     return out
