@@ -403,7 +403,9 @@ def chat_router(
     built, unavailable = build_targets(policy, local, logger=logger)
     if chosen in unavailable:
         raise UsageError(f"--model {spec}: {unavailable[chosen]}")
-    audit = policy_audit(policy, audit_path)
+    # A repository with a policy keeps the chat's audit where it keeps its runs'; without one,
+    # the chat's own file in the user's cache (a chat does not write into every directory).
+    audit = policy_audit(policy, policy_audit_path(repo, policy) if policy.source else audit_path)
     return PolicyRouter(policy, built, repo=repo, logger=logger, audit=audit, unavailable=unavailable)
 
 

@@ -304,3 +304,14 @@ def test_what_the_stream_did_not_show_is_printed_at_the_end_of_the_turn() -> Non
 def test_a_held_back_tail_is_only_what_could_open_a_marker() -> None:
     assert held_back("see `") == 1 and held_back("see ``") == 2 and held_back("x <tool_") == 6
     assert held_back("plain words") == 0 and held_back("a ` b") == 0
+
+
+def test_a_chat_audits_where_the_repository_policy_says_and_elsewhere_in_the_users_cache(tmp_path: Path) -> None:
+    from turnout.agent.compose import chat_router
+
+    governed, plain = tmp_path / "governed", tmp_path / "plain"
+    governed.mkdir(), plain.mkdir()
+    (governed / "turnout.toml").write_text('version = 1\n[audit]\npath = "logs/audit.jsonl"\n')
+    cache_file = tmp_path / "cache" / "audit.jsonl"
+    assert chat_router("local", governed, audit_path=cache_file).audit.path == governed / "logs/audit.jsonl"
+    assert chat_router("local", plain, audit_path=cache_file).audit.path == cache_file
