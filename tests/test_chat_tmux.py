@@ -56,7 +56,7 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
 
 
 def prompts(screen: str) -> int:
-    return sum(1 for line in screen.splitlines() if line.startswith("you> "))
+    return sum(1 for line in screen.splitlines() if line.startswith("you>"))
 
 
 def test_chat_at_a_terminal_streams_takes_a_paste_as_one_message_survives_a_bad_model_and_undoes(
@@ -77,7 +77,7 @@ def test_chat_at_a_terminal_streams_takes_a_paste_as_one_message_survives_a_bad_
     # and no new prompt yet, then the finished answer, longer, under a new prompt.
     tmux("send-keys", "-t", "chat", "Tell me a long story about a lighthouse keeper.", "Enter")
     prefix = f"{models.TEST_MODEL}> "
-    answer = lambda s: s[s.index(prefix) + len(prefix):].split("\nyou> ")[0].strip() if prefix in s else ""
+    answer = lambda s: s[s.index(prefix) + len(prefix):].split("\nyou>")[0].strip() if prefix in s else ""
     partial = tmux.wait_for(lambda s: len(answer(s)) > 5 and prompts(s) == 1,
                             120, "streamed words before the answer ended")
     finished = tmux.wait_for(lambda s: prompts(s) == 2, 300, "end of the answer")

@@ -149,3 +149,25 @@ def test_turnout_run_json_on_the_tiny_model_prints_one_report_object(
     assert 0 < report["model_seconds"] <= report["wall_seconds"]
     assert 0 <= report["tokens"]["cached_prompt"] < report["tokens"]["prompt"]
 
+
+
+def test_under_auto_the_first_token_says_how_sure_the_model_is_of_a_call_and_doubt_means_words(
+    tiny: LlamaCppModel,
+) -> None:
+    ask = [Message(role="user", content="Read calc.py")]
+    request = ChatRequest(messages=ask, tools=[READ_FILE], tool_choice="auto", max_tokens=24, drafter="none")
+    tiny.config.decline_below = None
+    measured = tiny.chat(request)
+    p = measured.stats.call_probability
+    assert p is not None and 0.0 <= p <= 1.0 and not measured.stats.declined_call
+
+    tiny.config.decline_below = 1.0  # every reply is in doubt: each one comes back as words
+    try:
+        declined = tiny.chat(request)
+    finally:
+        tiny.config.decline_below = None
+    assert declined.stats.declined_call and declined.tool_calls == [] and declined.problems == []
+    assert "```" not in declined.raw_text and declined.stats.call_probability == pytest.approx(p, abs=1e-6)
+
+    forced = tiny.chat(request.model_copy(update={"tool_choice": "required"}))  # never measured
+    assert forced.stats.call_probability is None and forced.tool_calls

@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="tool_choice for the turnout targets: required (default), auto; "
                     "the plain target sends none, as a client that does not know turnout would")
     tc.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads")
+    tc.add_argument("--decline-below", type=float, default=None, metavar="P",
+                    help="in process, under tool_choice auto: decode a reply as words when its "
+                    "first token gives a call less than P (default: the runtime's setting)")
     tc.add_argument("--record", type=Path, default=None, metavar="FILE.jsonl",
                     help="append each case's outcome to this file as it is scored; "
                     "cases already in it are not run again (resume a run cut short)")
@@ -55,7 +58,7 @@ def toolcalls(args: argparse.Namespace) -> int:
     report = eval_toolcalls(
         args.category or list(DEFAULT_CATEGORIES), args.limit, args.target or ["turnout", "plain"],
         args.model, tool_choice=args.tool_choice, threads=args.threads, record=args.record,
-        progress=progress,
+        progress=progress, decline_below=args.decline_below,
     )
     print(report.model_dump_json(indent=2) if args.json else toolcalls_table(report))
     return 0

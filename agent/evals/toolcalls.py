@@ -57,6 +57,10 @@ class CaseOutcome(BaseModel):
     calls: list[dict[str, Any]] = Field(default_factory=list)
     seconds: float = 0.0
     completion_tokens: int = 0
+    # Under tool_choice auto, in process: the probability the model gave to opening a call at
+    # the reply's first token, and whether the reply was decoded as words for it.
+    call_probability: float | None = None
+    declined: bool = False
 
 
 class TargetSummary(BaseModel):
@@ -85,6 +89,7 @@ def eval_toolcalls(
     threads: int | None = None,
     record: Path | None = None,
     progress: Progress = lambda _: None,
+    decline_below: float | None = None,
 ) -> ToolCallsReport:
     """Run each case through each target, cases of all categories interleaved, so a run cut
     short still compares the targets on the same cases. `model_spec` is a model spec, as every
@@ -98,7 +103,7 @@ def eval_toolcalls(
     # run that is cut short carries on where it stopped instead of starting again. It is read
     # before the model is loaded, so a damaged one is reported at once.
     recorded = _read_record(record) if record and record.exists() else []
-    model = open_eval_model(model_spec, threads, targets)
+    model = open_eval_model(model_spec, threads, targets, decline_below)
     wanted = {case.id for case in cases}
     scored = {"plain", "plain+parser"} if "plain" in targets else set()
     scored |= {t for t in targets if t != "plain"}
@@ -180,7 +185,9 @@ class EvalModel:
         self.use_grammar = use_grammar
 
 
-def open_eval_model(spec: str, threads: int | None, targets: list[str]) -> EvalModel:
+def open_eval_model(
+    spec: str, threads: int | None, targets: list[str], decline_below: float | None = None
+) -> EvalModel:
     """The model named by `spec`, checked against the targets asked for before any case runs."""
     target = target_for(spec)
     local_only = [t for t in targets if t in LOCAL_ONLY]
@@ -195,6 +202,8 @@ def open_eval_model(spec: str, threads: int | None, targets: list[str]) -> EvalM
     runtime = open_model(target, name=spec, threads=threads, n_ctx=4096, drafter="off", calibrate=False)
     if isinstance(runtime, LlamaCppModel):
         local = runtime
+        if decline_below is not None:
+            local.config.decline_below = decline_below
 
         def use_grammar(on: bool) -> None:
             local.config.constrain_tool_calls = on
@@ -253,9 +262,13 @@ def _turnout_case(
     tools = [bfcl.tool_spec(f) for f in case.functions]
     messages = [Message(role=m["role"], content=m["content"]) for m in case.messages]  # type: ignore[arg-type]
     started = time.perf_counter()
+    # Under auto, turnout's own decode loop, as `turnout chat` decodes: it is where the model's
+    # doubt about calling at all is seen (the greedy reply is the same as the library's).
+    drafter = "none" if tool_choice == "auto" and isinstance(model.runtime, LlamaCppModel) else None
     try:
         response = model.runtime.chat(
-            ChatRequest(messages=messages, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens)
+            ChatRequest(messages=messages, tools=tools, tool_choice=tool_choice, max_tokens=max_tokens,
+                        drafter=drafter)
         )
     except UpstreamFailure as exc:
         if tool_choice != "required":
@@ -266,7 +279,10 @@ def _turnout_case(
         ) from exc
     seconds = time.perf_counter() - started
     calls = [(c.name, c.arguments) for c in response.tool_calls]
-    return _score(case, target, calls, bool(calls), seconds, response.usage.completion_tokens)
+    outcome = _score(case, target, calls, bool(calls), seconds, response.usage.completion_tokens)
+    outcome.call_probability = response.stats.call_probability
+    outcome.declined = response.stats.declined_call
+    return outcome
 
 
 def _plain_case(model: EvalModel, case: bfcl.BfclCase, max_tokens: int) -> list[CaseOutcome]:

@@ -26,13 +26,14 @@ from turnout.runtimes.local.repetition import (
     llama_cpp_processor,
 )
 from turnout.runtimes.local.speculative import (
+    Decline,
     LocalSpeculation,
     ParallelGeneration,
     llama_with_sequences,
     peak_rss_mb,
     peak_rss_reset,
 )
-from turnout.runtimes.textprotocol.grammar import compiled_grammar
+from turnout.runtimes.textprotocol.grammar import PROSE_GRAMMAR, compiled_grammar
 from turnout.runtimes.textprotocol.parse import parse_tool_calls
 from turnout.runtimes.textprotocol.render import to_text_protocol
 
@@ -79,6 +80,11 @@ class LlamaCppConfig(BaseModel):
         description="llama.cpp's flash attention. Off (llama.cpp's default) it is faster at "
         "depth on a CPU, but parallel sampled candidates (n > 1) then round unlike one "
         "sequence alone and drift from their seed's lone reply; on, they equal it bit for bit",
+    )
+    decline_below: float | None = Field(
+        default=None, ge=0, le=1,
+        description="under tool_choice auto: a reply whose first token gives less than this "
+        "probability to opening a tool call is decoded as words (None: the grammar alone decides)",
     )
     progress_min_tokens: int = Field(
         default=1024, ge=1,
@@ -217,16 +223,22 @@ class LlamaCppModel:
         on_prefill = None
         if self._progress is not None:
             on_prefill = PrefillProgress(self._progress, self.config.progress_min_tokens)
+        decline = None
+        if grammar is not None and request.tools and (request.tool_choice or "auto") == "auto":
+            # Always measured under auto (the eval reports it); acted on from `decline_below`.
+            below = self.config.decline_below if self.config.decline_below is not None else 0.0
+            decline = Decline(below=below, prose=PROSE_GRAMMAR)
         raw, gen, peak = self.speculation().complete(
             messages, max_tokens=request.max_tokens, temperature=request.temperature,
             seed=self._seed(request),
-            drafter=drafter, grammar=grammar, on_token=on_token, on_prefill=on_prefill,
+            drafter=drafter, grammar=grammar, on_token=on_token, on_prefill=on_prefill, decline=decline,
         )
         stats = GenerationStats(
             prompt_tokens=gen.prompt_tokens, cached_prompt_tokens=gen.cached_prompt_tokens,
             prefill_seconds=gen.prefill_seconds, decode_seconds=gen.decode_seconds,
             completion_tokens=len(gen.tokens), drafted=gen.drafted, accepted=gen.accepted,
             draft_steps=gen.draft_steps, drafter=drafter, peak_rss_mb=peak,
+            call_probability=gen.call_probability, declined_call=gen.declined,
         )
         return self._reply(request, raw, stats, gen.finish_reason, guard)
 

@@ -95,6 +95,22 @@ class Generation:
     # With `diagnostics=True`: for each output position, the TOP_LOGITS highest logits the
     # token was chosen from, as (token ids, logits), highest first (see `top_logits`).
     top: list[tuple[list[int], list[float]]] = field(default_factory=list)
+    # With a `Decline`: the probability the model gave, at the reply's first token, to a token
+    # that opens a call (one starting with a backtick), and whether the reply became words.
+    call_probability: float | None = None
+    declined: bool = False
+
+
+@dataclass(frozen=True)
+class Decline:
+    """Under tool_choice auto, a reply whose first token puts less than `below` of the model's
+    probability on opening a call (a token that starts with a backtick, the fence) is decoded
+    as words, under `prose`: a model that would call a tool only because it was shown some
+    picks a made-up call less often than a fitting one (measured by `turnout eval toolcalls
+    --category irrelevance`)."""
+
+    below: float
+    prose: Any  # the grammar of a reply in words (GBNF text or a LlamaGrammar)
 
 
 @dataclass
@@ -199,6 +215,7 @@ class SpeculativeDecoder:
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._kv: list[int] = []  # tokens whose keys and values are in the cache, in order
         self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
+        self._backticks: Any = None  # token ids that start with a backtick, found on first use
         self._eog: list[int] | None = None  # end-of-generation tokens, found on first use
         self._diag_seconds = 0.0  # time spent on diagnostics, kept out of decode_seconds
 
@@ -328,6 +345,7 @@ class SpeculativeDecoder:
         on_prefill: Callable[[int, int, int], None] | None = None,
         ignore_eos: bool = False,
         diagnostics: bool = False,
+        decline: Decline | None = None,
     ) -> Generation:
         """Generate up to `max_tokens` tokens after `prompt`.
 
@@ -335,20 +353,28 @@ class SpeculativeDecoder:
         chosen token. `on_token` may return True to stop early (e.g. a stop string was seen).
         `on_prefill` follows the prompt's evaluation (see `prefill`). `ignore_eos` forbids the
         end-of-generation tokens (benchmarks that need `max_tokens` tokens); `diagnostics`
-        keeps the top logits of every position in `Generation.top`.
+        keeps the top logits of every position in `Generation.top`. `decline` may turn the
+        reply into words at its first token (see `Decline`).
         """
         self._check_prompt(prompt)
         drafter = drafter or NoDrafter()
         max_tokens = min(max_tokens, self._n_ctx - len(prompt))
         self._claim_context()
-        sampler = self._make_sampler(temperature, seed, grammar, ignore_eos)
+        held = [self._make_sampler(temperature, seed, grammar, ignore_eos)]
+
+        def to_prose() -> Any:
+            assert decline is not None
+            self._lib.llama_sampler_free(held[0])
+            held[0] = self._make_sampler(temperature, seed, decline.prose, ignore_eos)
+            return held[0]
+
         try:
             return self._run(
-                prompt, max_tokens, drafter, sampler, on_token, temperature <= 0, on_prefill,
-                diagnostics,
+                prompt, max_tokens, drafter, held[0], on_token, temperature <= 0, on_prefill,
+                diagnostics, decline, to_prose,
             )
         finally:
-            self._lib.llama_sampler_free(sampler)
+            self._lib.llama_sampler_free(held[0])
 
     def _check_prompt(self, prompt: Sequence[int]) -> None:
         if not prompt:
@@ -562,6 +588,8 @@ class SpeculativeDecoder:
         greedy: bool,
         on_prefill: Callable[[int, int, int], None] | None = None,
         diagnostics: bool = False,
+        decline: Decline | None = None,
+        to_prose: Callable[[], Any] | None = None,
     ) -> Generation:
         started = time.perf_counter()
         self._diag_seconds = 0.0
@@ -571,6 +599,10 @@ class SpeculativeDecoder:
             tokens=[], finish_reason="length", prompt_tokens=len(prompt),
             cached_prompt_tokens=reused, prefill_seconds=0.0, decode_seconds=0.0,
         )
+        if decline is not None and to_prose is not None:
+            out.call_probability = self.backtick_mass(-1)
+            if out.call_probability < decline.below:
+                sampler, out.declined = to_prose(), True
         pending = self._sample(sampler, -1, out, diagnostics)
         prefill_done = time.perf_counter()
         out.prefill_seconds = prefill_done - started
@@ -634,6 +666,24 @@ class SpeculativeDecoder:
         out.decode_seconds = time.perf_counter() - prefill_done - self._diag_seconds
         drafter.finish(context)
         return out
+
+    def backtick_mass(self, row: int) -> float:
+        """The probability batch row `row` gives to tokens that start with a backtick."""
+        ptr = self._lib.llama_get_logits_ith(self._ctx, row)
+        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).astype(np.float64)
+        weights = np.exp(logits - logits.max())
+        return float(weights[self._backtick_tokens()].sum() / weights.sum())
+
+    def _backtick_tokens(self) -> Any:
+        if self._backticks is None:
+            piece = ctypes.create_string_buffer(64)
+            found = []
+            for token in range(self._n_vocab):
+                size = self._lib.llama_token_to_piece(self._vocab, token, piece, 64, 0, False)
+                if size > 0 and piece.raw[:size].lstrip(b" \n\t").startswith(b"`"):
+                    found.append(token)
+            self._backticks = np.array(found, dtype=np.int64)
+        return self._backticks
 
     def _near_tie(self, row: int) -> bool:
         """Whether the top two logits of batch row `row` are within NEAR_TIE_GAP."""
@@ -887,6 +937,7 @@ class LocalSpeculation:
         grammar: Any = None,
         on_token: Callable[[int], bool] | None = None,
         on_prefill: Callable[[int, int, int], None] | None = None,
+        decline: Decline | None = None,
     ) -> tuple[str, Generation, float]:
         """The reply's text, how it was generated, and the peak memory (MiB) during the call."""
         prompt = self.prompt_tokens(messages)
@@ -894,7 +945,7 @@ class LocalSpeculation:
         generation = self.decoder.generate(
             prompt, max_tokens=max_tokens, drafter=self.drafter(drafter),
             temperature=temperature, seed=seed, grammar=grammar, on_token=on_token,
-            on_prefill=on_prefill,
+            on_prefill=on_prefill, decline=decline,
         )
         text = self._llm.detokenize(generation.tokens, prev_tokens=prompt).decode(
             "utf-8", errors="ignore"

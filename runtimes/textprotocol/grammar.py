@@ -63,6 +63,10 @@ def tool_call_grammar(tools: list[ToolSpec], tool_choice: str = "required") -> s
     return f"root ::= call-block\n{call_block}\n{call_rules}"
 
 
+# A reply in words only: what an `auto` reply becomes when the model is unsure it should call.
+PROSE_GRAMMAR = f"root ::= prose\n{_PROSE_RULES.strip()}"
+
+
 def compiled_grammar(tools: list[ToolSpec], tool_choice: str = "required") -> Any:
     """The grammar as a `llama_cpp.LlamaGrammar`, or None; cached by the grammar's text."""
     text = tool_call_grammar(tools, tool_choice)
