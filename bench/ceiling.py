@@ -86,7 +86,7 @@ def record(model: str, threads: int, say: Callable[[str], None]) -> Traces:
             )
             for i, (call, out) in enumerate(zip(w.calls, base.tokens))
         ]
-    return Traces(model=model, eog=bench.llm.token_eos(), curve=bench.spec.decoder.curve,
+    return Traces(model=model, eog=bench.llm.token_eos(), curve=bench.spec.measured_curve(),
                   workloads=traced)
 
 

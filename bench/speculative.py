@@ -82,7 +82,7 @@ class Bench:
         warm = self.spec.prompt_tokens([{"role": "user", "content": "Say hi."}])
         self.spec.decoder.generate(warm, max_tokens=4)
         self.target_resident_mb = resident_mb()
-        say(f"cost curve: { {k: round(v, 2) for k, v in sorted(self.spec.decoder.curve.ratios.items())} }")
+        say(f"cost curve: { {k: round(v, 2) for k, v in sorted(self.spec.measured_curve().ratios.items())} }")
         self.lookup_llm: Any = None
         if "prompt-lookup" in modes:
             say("loading llama-cpp-python's prompt-lookup instance (logits_all=True) ...")
@@ -224,7 +224,7 @@ def summarize(
 ) -> dict[str, Any]:
     report: dict[str, Any] = {
         "model": bench.model, "threads": bench.threads, "rounds": rounds,
-        "cost_curve": {str(k): round(v, 3) for k, v in sorted(bench.spec.decoder.curve.ratios.items())},
+        "cost_curve": {str(k): round(v, 3) for k, v in sorted(bench.spec.measured_curve().ratios.items())},
         "draft_model_cost_per_token": round(bench.draft_drafter.cost_per_token, 3)
         if "draft-model" in modes else None,
         "workloads": {},

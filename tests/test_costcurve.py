@@ -59,3 +59,24 @@ def test_costs_between_and_beyond_measured_widths_are_interpolated() -> None:
     assert curve.cost(1) == 1.0
     assert curve.cost(6) == 3.0
     assert curve.cost(16) == 8.0
+
+
+def test_a_curve_taken_under_load_moves_toward_what_later_calls_measure() -> None:
+    from turnout.runtimes.local.costcurve import MIN_STEPS, corrected
+
+    loaded = CostCurve(ratios={1: 1.0, 4: 2.1, 8: 4.5, 32: 15.5})  # 32 rows measured while busy
+    # One generation's verify steps: single rows at 50 ms, 32-row batches at 8x that.
+    rows = [1] * 10 + [32] * 6
+    seconds = [0.05] * 10 + [0.40] * 6
+    better = corrected(loaded, rows, seconds)
+    assert better is not None
+    assert 8.0 < better.ratios[32] < 15.5  # moved toward 8.0, not jumped there
+    assert better.ratios[4] == 2.1 and better.ratios[8] == 4.5  # widths not seen stay put
+    for _ in range(30):  # call after call, it converges on what the machine does now
+        better = corrected(better, rows, seconds) or better
+    assert abs(better.ratios[32] - 8.0) < 0.1
+
+    # Too few timings say nothing; a width is never cheaper than a narrower one.
+    assert corrected(loaded, [1] * (MIN_STEPS - 1) + [32] * 5, [0.05] * (MIN_STEPS - 1) + [0.4] * 5) is None
+    cheap = corrected(loaded, [1] * 5 + [16] * 5, [0.05] * 5 + [0.05] * 5)
+    assert cheap is not None and cheap.ratios[16] >= cheap.ratios[8]

@@ -290,3 +290,22 @@ def test_a_near_tie_in_a_batch_is_decided_on_its_own_row(
     assert result.near_ties > 0
     assert decoder.cached_tokens[: len(prompt)] == prompt
     assert decoder.kv_positions() == len(decoder.cached_tokens)  # the cache and our view agree
+
+
+def test_the_cost_curve_is_measured_only_for_a_call_that_drafts_and_then_learns_from_calls(
+    llm, tmp_path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    from turnout.runtimes.local.speculative import LocalSpeculation
+
+    monkeypatch.setenv("TURNOUT_MODELS_DIR", str(tmp_path))  # where the curve is cached
+    spec = LocalSpeculation(llm, model_path=models.model_path(MODEL), n_threads=2,
+                            n_gpu_layers=0, draft_model="", calibrate=True)
+    ask = [{"role": "user", "content": "Write a Python function that adds two numbers."}]
+    spec.complete(ask, max_tokens=16, temperature=0.0, seed=0, drafter="none")
+    assert not list(tmp_path.rglob("*.json"))  # nothing drafted: nothing measured
+
+    code = "def add(a, b):\n    return a + b\n" * 6
+    repeat = [{"role": "user", "content": f"Repeat this code exactly:\n{code}"}]
+    spec.complete(repeat, max_tokens=96, temperature=0.0, seed=0, drafter="suffix")
+    [cached] = tmp_path.rglob("*.json")
+    assert CostCurve.model_validate_json(cached.read_text()).ratios[1] == 1.0

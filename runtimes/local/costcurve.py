@@ -4,7 +4,9 @@ Speculative decoding pays a k-row verify batch to maybe gain k tokens. On a GPU 
 little more than one token; on this CPU it costs 2.1x at k=4 and 11x at k=32 (docs/measurements.md), so the
 right draft length depends on the machine. `calibrate` measures the curve once and caches it in
 the models directory, keyed by the model file, the thread and GPU-layer settings and the CPU;
-`CostCurve.cost(n)` then interpolates it for the decoder.
+`CostCurve.cost(n)` then interpolates it for the decoder. Every speculative call times its
+verify batches anyway, and `corrected` moves the cached curve toward those timings, so a curve
+first measured under load does not stay wrong.
 """
 
 from __future__ import annotations
@@ -91,14 +93,54 @@ def load_or_calibrate(
             pass  # a corrupt cache file is simply measured again
     curve = calibrate(time_batch, repeats=repeats)
     curve.key = key
+    save(curve, path)
+    return curve
+
+
+def save(curve: CostCurve, path: Path) -> None:
+    """Write the curve where `load_or_calibrate` finds it, whole or not at all."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(curve.model_dump(), indent=1))
         tmp.replace(path)
     except OSError:
         pass  # a read-only models directory only costs a recalibration next time
-    return curve
+
+
+# How far one generation's timings move the curve: a run's dozens of verify steps are evidence,
+# but one run under a burst of load must not undo a quiet calibration.
+LEARNING_WEIGHT = 0.2
+MIN_STEPS = 3  # timings of one width (and of single rows) needed before they say anything
+
+
+def corrected(curve: CostCurve, rows: list[int], seconds: list[float]) -> CostCurve | None:
+    """The curve moved toward what one generation's verify steps measured (`rows[i]` tokens
+    took `seconds[i]`), or None when they do not say enough: each width seen at least
+    MIN_STEPS times is compared with the single-row steps of the same generation, which ran
+    under the same load, so a curve calibrated while the machine was busy (or quiet) drifts
+    to the truth of the calls that use it."""
+    by_width: dict[int, list[float]] = {}
+    for width, took in zip(rows, seconds):
+        by_width.setdefault(width, []).append(took)
+    singles = by_width.pop(1, [])
+    if len(singles) < MIN_STEPS or not any(len(v) >= MIN_STEPS for v in by_width.values()):
+        return None
+    one = statistics.median(singles)
+    if one <= 0:
+        return None
+    ratios = dict(curve.ratios)
+    for width, timings in sorted(by_width.items()):
+        if len(timings) < MIN_STEPS:
+            continue
+        seen = min(float(width), max(1.0, statistics.median(timings) / one))
+        ratios[width] = (1 - LEARNING_WEIGHT) * curve.cost(width) + LEARNING_WEIGHT * seen
+    widest = 1.0
+    for width in sorted(ratios):  # still never cheaper than a narrower batch
+        widest = max(widest, ratios[width])
+        ratios[width] = round(widest, 4)
+    ratios[1] = 1.0
+    return curve.model_copy(update={"ratios": dict(sorted(ratios.items()))})
 
 
 def calibrate(time_batch: Callable[[int], float], *, repeats: int = 5) -> CostCurve:

@@ -45,12 +45,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from turnout.runtimes.errors import RuntimeFailure, UsageError
 from turnout.runtimes.local import models
-from turnout.runtimes.local.costcurve import CPU_DEFAULT, CostCurve, load_or_calibrate
+from turnout.runtimes.local.costcurve import (
+    CPU_DEFAULT,
+    CostCurve,
+    cache_key,
+    cache_path,
+    corrected,
+    load_or_calibrate,
+    save,
+)
 from turnout.runtimes.local.drafters import Draft, Drafter, NoDrafter, SuffixDrafter
 
 # llama-cpp-python's own sampling defaults, so temperature > 0 samples the same distribution
@@ -882,14 +891,39 @@ class LocalSpeculation:
             bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
         )
         self.decoder = SpeculativeDecoder(llm, CPU_DEFAULT, max_draft=max_draft)
-        if calibrate:
-            probe = llm.tokenize(b"def f(x):\n    return x\n" * 8, add_bos=False)[:64]
-            self.decoder.curve = load_or_calibrate(
-                models.models_dir(), model_path, n_threads, n_gpu_layers,
-                lambda width: self.decoder.time_batch(probe, width, probe[-1]),
-            )
+        self._model_path = Path(model_path)
+        # Measured on the first call that drafts (a run whose calls draft nothing never pays for
+        # it), then corrected from every drafting call's own timings.
+        self._calibrate = calibrate
+        self._curve_path: Path | None = None
         self.suffix = SuffixDrafter()
         self._draft_model_drafter: Drafter | None = None
+
+    def _curve_for_drafting(self) -> None:
+        """Load or measure this model's cost curve, once, before the first call that drafts."""
+        if not self._calibrate or self._curve_path is not None:
+            return
+        probe = self._llm.tokenize(b"def f(x):\n    return x\n" * 8, add_bos=False)[:64]
+        self.decoder.curve = load_or_calibrate(
+            models.models_dir(), self._model_path, self.n_threads, self.n_gpu_layers,
+            lambda width: self.decoder.time_batch(probe, width, probe[-1]),
+        )
+        key = cache_key(self._model_path, self.n_threads, self.n_gpu_layers)
+        self._curve_path = cache_path(models.models_dir(), self._model_path, key)
+
+    def measured_curve(self) -> CostCurve:
+        """This machine's cost curve for the model, measured now if it has not been."""
+        self._curve_for_drafting()
+        return self.decoder.curve
+
+    def _learn(self, generation: Generation) -> None:
+        """Move the curve toward what this call's verify batches cost, and keep it."""
+        if self._curve_path is None:
+            return
+        better = corrected(self.decoder.curve, generation.verify_rows, generation.step_seconds)
+        if better is not None:
+            self.decoder.curve = better
+            save(better, self._curve_path)
 
     def drafter(self, name: str) -> Drafter:
         if name == "suffix":
@@ -941,12 +975,18 @@ class LocalSpeculation:
     ) -> tuple[str, Generation, float]:
         """The reply's text, how it was generated, and the peak memory (MiB) during the call."""
         prompt = self.prompt_tokens(messages)
+        chosen = self.drafter(drafter)
+        drafts = not isinstance(chosen, NoDrafter)
+        if drafts:
+            self._curve_for_drafting()
         peak_rss_reset()
         generation = self.decoder.generate(
-            prompt, max_tokens=max_tokens, drafter=self.drafter(drafter),
+            prompt, max_tokens=max_tokens, drafter=chosen,
             temperature=temperature, seed=seed, grammar=grammar, on_token=on_token,
             on_prefill=on_prefill, decline=decline,
         )
+        if drafts:
+            self._learn(generation)
         text = self._llm.detokenize(generation.tokens, prev_tokens=prompt).decode(
             "utf-8", errors="ignore"
         )
