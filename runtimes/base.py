@@ -87,6 +87,7 @@ class GenerationStats(BaseModel):
     # probability it gave to opening a call, and whether the reply was decoded as words for it.
     call_probability: float | None = None
     declined_call: bool = False
+    fit_probability: float | None = None  # the model's Yes to "does a tool fit?", when asked
 
     @property
     def mean_accepted_length(self) -> float:

@@ -171,3 +171,20 @@ def test_under_auto_the_first_token_says_how_sure_the_model_is_of_a_call_and_dou
 
     forced = tiny.chat(request.model_copy(update={"tool_choice": "required"}))  # never measured
     assert forced.stats.call_probability is None and forced.tool_calls
+
+
+def test_asked_whether_a_tool_fits_a_doubtful_model_answers_in_words(tiny: LlamaCppModel) -> None:
+    ask = [Message(role="user", content="What is the capital of France?")]
+    request = ChatRequest(messages=ask, tools=[READ_FILE], tool_choice="auto", max_tokens=24, drafter="none")
+    tiny.config.decline_unfit_below = 0.0  # asked, never acted on
+    try:
+        asked = tiny.chat(request)
+        tiny.config.decline_unfit_below = 1.0  # every Yes is below: the reply is words
+        declined = tiny.chat(request)
+    finally:
+        tiny.config.decline_unfit_below = None
+    fit = asked.stats.fit_probability
+    assert fit is not None and 0.0 <= fit <= 1.0 and not asked.stats.declined_call
+    assert declined.stats.declined_call and declined.tool_calls == [] and "```" not in declined.raw_text
+    assert declined.stats.fit_probability == pytest.approx(fit, abs=1e-6)
+    assert tiny.chat(request).stats.fit_probability is None  # not asked by default

@@ -44,6 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     tc.add_argument("--decline-below", type=float, default=None, metavar="P",
                     help="in process, under tool_choice auto: decode a reply as words when its "
                     "first token gives a call less than P (default: the runtime's setting)")
+    tc.add_argument("--decline-unfit-below", type=float, default=None, metavar="P",
+                    help="in process, under tool_choice auto: first ask the model whether a tool "
+                    "fits, and decode the reply as words when its Yes is below P (0: ask, never act)")
     tc.add_argument("--record", type=Path, default=None, metavar="FILE.jsonl",
                     help="append each case's outcome to this file as it is scored; "
                     "cases already in it are not run again (resume a run cut short)")
@@ -59,6 +62,7 @@ def toolcalls(args: argparse.Namespace) -> int:
         args.category or list(DEFAULT_CATEGORIES), args.limit, args.target or ["turnout", "plain"],
         args.model, tool_choice=args.tool_choice, threads=args.threads, record=args.record,
         progress=progress, decline_below=args.decline_below,
+        decline_unfit_below=args.decline_unfit_below,
     )
     print(report.model_dump_json(indent=2) if args.json else toolcalls_table(report))
     return 0

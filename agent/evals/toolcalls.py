@@ -61,6 +61,7 @@ class CaseOutcome(BaseModel):
     # the reply's first token, and whether the reply was decoded as words for it.
     call_probability: float | None = None
     declined: bool = False
+    fit_probability: float | None = None  # the model's Yes to "does a tool fit?", when asked
 
 
 class TargetSummary(BaseModel):
@@ -90,6 +91,7 @@ def eval_toolcalls(
     record: Path | None = None,
     progress: Progress = lambda _: None,
     decline_below: float | None = None,
+    decline_unfit_below: float | None = None,
 ) -> ToolCallsReport:
     """Run each case through each target, cases of all categories interleaved, so a run cut
     short still compares the targets on the same cases. `model_spec` is a model spec, as every
@@ -103,7 +105,7 @@ def eval_toolcalls(
     # run that is cut short carries on where it stopped instead of starting again. It is read
     # before the model is loaded, so a damaged one is reported at once.
     recorded = _read_record(record) if record and record.exists() else []
-    model = open_eval_model(model_spec, threads, targets, decline_below)
+    model = open_eval_model(model_spec, threads, targets, decline_below, decline_unfit_below)
     wanted = {case.id for case in cases}
     scored = {"plain", "plain+parser"} if "plain" in targets else set()
     scored |= {t for t in targets if t != "plain"}
@@ -186,7 +188,8 @@ class EvalModel:
 
 
 def open_eval_model(
-    spec: str, threads: int | None, targets: list[str], decline_below: float | None = None
+    spec: str, threads: int | None, targets: list[str], decline_below: float | None = None,
+    decline_unfit_below: float | None = None,
 ) -> EvalModel:
     """The model named by `spec`, checked against the targets asked for before any case runs."""
     target = target_for(spec)
@@ -204,6 +207,8 @@ def open_eval_model(
         local = runtime
         if decline_below is not None:
             local.config.decline_below = decline_below
+        if decline_unfit_below is not None:
+            local.config.decline_unfit_below = decline_unfit_below
 
         def use_grammar(on: bool) -> None:
             local.config.constrain_tool_calls = on
@@ -282,6 +287,7 @@ def _turnout_case(
     outcome = _score(case, target, calls, bool(calls), seconds, response.usage.completion_tokens)
     outcome.call_probability = response.stats.call_probability
     outcome.declined = response.stats.declined_call
+    outcome.fit_probability = response.stats.fit_probability
     return outcome
 
 

@@ -86,6 +86,12 @@ class LlamaCppConfig(BaseModel):
         description="under tool_choice auto: a reply whose first token gives less than this "
         "probability to opening a tool call is decoded as words (None: the grammar alone decides)",
     )
+    decline_unfit_below: float | None = Field(
+        default=None, ge=0, le=1,
+        description="under tool_choice auto: first ask the model whether one of the tools does "
+        "what the user asked, and decode the reply as words when its Yes is below this "
+        "(None: not asked)",
+    )
     progress_min_tokens: int = Field(
         default=1024, ge=1,
         description="report progress while evaluating a prompt with at least this many tokens "
@@ -224,10 +230,16 @@ class LlamaCppModel:
         if self._progress is not None:
             on_prefill = PrefillProgress(self._progress, self.config.progress_min_tokens)
         decline = None
+        fit = None
         if grammar is not None and request.tools and (request.tool_choice or "auto") == "auto":
             # Always measured under auto (the eval reports it); acted on from `decline_below`.
             below = self.config.decline_below if self.config.decline_below is not None else 0.0
             decline = Decline(below=below, prose=PROSE_GRAMMAR)
+            # Asked of a user's words only: after a tool's result the model goes on with the task.
+            if self.config.decline_unfit_below is not None and request.messages[-1].role == "user":
+                fit = self.speculation().fit_probability(messages)
+                if fit < self.config.decline_unfit_below:
+                    grammar, decline = PROSE_GRAMMAR, None
         raw, gen, peak = self.speculation().complete(
             messages, max_tokens=request.max_tokens, temperature=request.temperature,
             seed=self._seed(request),
@@ -238,7 +250,9 @@ class LlamaCppModel:
             prefill_seconds=gen.prefill_seconds, decode_seconds=gen.decode_seconds,
             completion_tokens=len(gen.tokens), drafted=gen.drafted, accepted=gen.accepted,
             draft_steps=gen.draft_steps, drafter=drafter, peak_rss_mb=peak,
-            call_probability=gen.call_probability, declined_call=gen.declined,
+            call_probability=gen.call_probability,
+            declined_call=gen.declined or (fit is not None and grammar is PROSE_GRAMMAR),
+            fit_probability=fit,
         )
         return self._reply(request, raw, stats, gen.finish_reason, guard)
 

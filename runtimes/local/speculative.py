@@ -110,6 +110,13 @@ class Generation:
     declined: bool = False
 
 
+# Asked of the model before an `auto` reply when the runtime checks fit (see `fit_probability`).
+FIT_QUESTION = (
+    "Before you answer: does one of the tools above do what I asked, so that calling it is the "
+    "right reply? Answer Yes or No."
+)
+
+
 @dataclass(frozen=True)
 class Decline:
     """Under tool_choice auto, a reply whose first token puts less than `below` of the model's
@@ -676,6 +683,19 @@ class SpeculativeDecoder:
         drafter.finish(context)
         return out
 
+    def answer_probability(self, prompt: Sequence[int], yes: Sequence[int], no: Sequence[int]) -> float:
+        """After `prompt`, the model's probability of answering with one of the `yes` tokens
+        rather than one of the `no` tokens (the prompt stays in the cache, so a generation
+        from a prompt that shares its start reads only the rest)."""
+        self._check_prompt(prompt)
+        self._claim_context()
+        self.prefill(prompt)
+        ptr = self._lib.llama_get_logits_ith(self._ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).astype(np.float64)
+        weights = np.exp(logits - logits.max())
+        said_yes, said_no = float(weights[list(yes)].sum()), float(weights[list(no)].sum())
+        return said_yes / (said_yes + said_no) if said_yes + said_no > 0 else 0.5
+
     def backtick_mass(self, row: int) -> float:
         """The probability batch row `row` gives to tokens that start with a backtick."""
         ptr = self._lib.llama_get_logits_ith(self._ctx, row)
@@ -896,6 +916,7 @@ class LocalSpeculation:
         # it), then corrected from every drafting call's own timings.
         self._calibrate = calibrate
         self._curve_path: Path | None = None
+        self._yes_no: tuple[list[int], list[int]] | None = None  # first tokens of Yes and No
         self.suffix = SuffixDrafter()
         self._draft_model_drafter: Drafter | None = None
 
@@ -910,6 +931,18 @@ class LocalSpeculation:
         )
         key = cache_key(self._model_path, self.n_threads, self.n_gpu_layers)
         self._curve_path = cache_path(models.models_dir(), self._model_path, key)
+
+    def fit_probability(self, messages: list[dict[str, str]]) -> float:
+        """Whether the model thinks one of the tools its prompt offers does what the user asked:
+        the probability of Yes over No for `FIT_QUESTION` asked after `messages`. The question
+        goes after the conversation, so the reply that follows reuses all of its cache but the
+        question's few dozen tokens."""
+        prompt = self.prompt_tokens([*messages, {"role": "user", "content": FIT_QUESTION}])
+        if self._yes_no is None:
+            first = lambda word: {self._llm.tokenize(w.encode(), add_bos=False)[0]
+                                  for w in (word, word.lower(), f" {word}", f" {word.lower()}")}
+            self._yes_no = (sorted(first("Yes")), sorted(first("No")))
+        return self.decoder.answer_probability(prompt, *self._yes_no)
 
     def measured_curve(self) -> CostCurve:
         """This machine's cost curve for the model, measured now if it has not been."""
