@@ -297,8 +297,9 @@ def test_the_cost_curve_is_measured_only_for_a_call_that_drafts_and_then_learns_
 ) -> None:
     from turnout.runtimes.local.speculative import LocalSpeculation
 
+    model_file = models.resolve(MODEL)
     monkeypatch.setenv("TURNOUT_MODELS_DIR", str(tmp_path))  # where the curve is cached
-    spec = LocalSpeculation(llm, model_path=models.model_path(MODEL), n_threads=2,
+    spec = LocalSpeculation(llm, model_path=model_file, n_threads=2,
                             n_gpu_layers=0, draft_model="", calibrate=True)
     ask = [{"role": "user", "content": "Write a Python function that adds two numbers."}]
     spec.complete(ask, max_tokens=16, temperature=0.0, seed=0, drafter="none")
