@@ -293,11 +293,14 @@ def test_a_near_tie_in_a_batch_is_decided_on_its_own_row(
 
 
 def test_the_cost_curve_is_measured_only_for_a_call_that_drafts_and_then_learns_from_calls(
-    llm, tmp_path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+    tmp_path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
 ) -> None:
+    import llama_cpp
     from turnout.runtimes.local.speculative import LocalSpeculation
 
     model_file = models.resolve(MODEL)
+    # A Llama of its own: the module's is shared by decoders whose sequences it still holds.
+    llm = llama_cpp.Llama(model_path=str(model_file), n_ctx=2048, n_threads=2, n_threads_batch=2, verbose=False)
     monkeypatch.setenv("TURNOUT_MODELS_DIR", str(tmp_path))  # where the curve is cached
     spec = LocalSpeculation(llm, model_path=model_file, n_threads=2,
                             n_gpu_layers=0, draft_model="", calibrate=True)
