@@ -39,8 +39,6 @@ from turnout.runtimes.base import Message, Usage
 from turnout.runtimes.errors import TurnoutError, UsageError
 from turnout.runtimes.local import models
 
-COMMANDS = ["/model", "/tools", "/route", "/approvals", "/run", "/undo", "/diff", "/cost", "/new",
-            "/help", "/quit"]
 HELP = """\
 /model [SPEC]    show the model, or switch to SPEC (local, ollama/NAME, http://HOST:PORT/v1, ...)
 /tools           list the tools, by server, with what the approval policy does for each
@@ -54,6 +52,7 @@ HELP = """\
 /new             start a new conversation (the old one is forgotten)
 /help            this list
 /quit            leave (Ctrl-D does too)"""
+COMMANDS = [line.split()[0] for line in HELP.splitlines() if line.startswith("/")]  # for completion
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -19,6 +19,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from turnout.router.atrest import touch_private
+
 # Where a reply stops being words for the reader: a fence (the text protocol's call block, or
 # code, which reads better printed whole at the end) or a Hermes-style call tag.
 MARKERS = ("```", "<tool_call>")
@@ -132,7 +134,8 @@ def line_reader(
     def _new_line(event) -> None:  # type: ignore[no-untyped-def]
         event.current_buffer.insert_text("\n")
 
-    private_file(history)
+    history.parent.mkdir(parents=True, exist_ok=True)
+    touch_private(history)
     session: PromptSession[str] = PromptSession(
         history=FileHistory(str(history)), completer=SlashCommands(), key_bindings=bindings,
         bottom_toolbar=toolbar, complete_while_typing=True,
@@ -154,15 +157,9 @@ def plain_reader(history: Path) -> Callable[[str], str]:
 
     def save() -> None:
         with contextlib.suppress(OSError):
-            private_file(history)
-            readline.write_history_file(str(history))
+            history.parent.mkdir(parents=True, exist_ok=True)
+            readline.write_history_file(str(touch_private(history)))
 
     atexit.register(save)
     return input
 
-
-def private_file(path: Path) -> None:
-    """The file exists with mode 0600: what the user typed is theirs (a key pasted by mistake)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    os.chmod(path, 0o600)

@@ -54,7 +54,6 @@ from turnout.runtimes.local import models
 from turnout.runtimes.local.costcurve import (
     CPU_DEFAULT,
     CostCurve,
-    cache_key,
     cache_path,
     corrected,
     load_or_calibrate,
@@ -586,10 +585,19 @@ class SpeculativeDecoder:
             self._diag_seconds += time.perf_counter() - began
         return int(self._lib.llama_sampler_sample(sampler, self._ctx, row))
 
+    def _logits(self, row: int) -> Any:
+        """Batch row `row`'s logits (-1: the last), a view of llama.cpp's buffer."""
+        ptr = self._lib.llama_get_logits_ith(self._ctx, row)
+        return np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+
+    def _weights(self, row: int) -> Any:
+        """Batch row `row`'s softmax, unnormalized (divide by its sum for probabilities)."""
+        logits = self._logits(row).astype(np.float64)
+        return np.exp(logits - logits.max())
+
     def top_logits(self, row: int, k: int = TOP_LOGITS) -> tuple[list[int], list[float]]:
         """The `k` highest logits of batch row `row` (-1: the last), highest first."""
-        ptr = self._lib.llama_get_logits_ith(self._ctx, row)
-        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+        logits = self._logits(row)
         ids = np.argpartition(logits, self._n_vocab - k)[-k:]
         ids = ids[np.argsort(-logits[ids], kind="stable")]
         return [int(t) for t in ids], [float(logits[t]) for t in ids]
@@ -690,17 +698,13 @@ class SpeculativeDecoder:
         self._check_prompt(prompt)
         self._claim_context()
         self.prefill(prompt)
-        ptr = self._lib.llama_get_logits_ith(self._ctx, -1)
-        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).astype(np.float64)
-        weights = np.exp(logits - logits.max())
+        weights = self._weights(-1)
         said_yes, said_no = float(weights[list(yes)].sum()), float(weights[list(no)].sum())
         return said_yes / (said_yes + said_no) if said_yes + said_no > 0 else 0.5
 
     def backtick_mass(self, row: int) -> float:
         """The probability batch row `row` gives to tokens that start with a backtick."""
-        ptr = self._lib.llama_get_logits_ith(self._ctx, row)
-        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,)).astype(np.float64)
-        weights = np.exp(logits - logits.max())
+        weights = self._weights(row)
         return float(weights[self._backtick_tokens()].sum() / weights.sum())
 
     def _backtick_tokens(self) -> Any:
@@ -716,8 +720,7 @@ class SpeculativeDecoder:
 
     def _near_tie(self, row: int) -> bool:
         """Whether the top two logits of batch row `row` are within NEAR_TIE_GAP."""
-        ptr = self._lib.llama_get_logits_ith(self._ctx, row)
-        logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
+        logits = self._logits(row)
         top2 = np.partition(logits, self._n_vocab - 2)[-2:]
         return bool(abs(float(top2[1]) - float(top2[0])) < NEAR_TIE_GAP)
 
@@ -929,8 +932,7 @@ class LocalSpeculation:
             models.models_dir(), self._model_path, self.n_threads, self.n_gpu_layers,
             lambda width: self.decoder.time_batch(probe, width, probe[-1]),
         )
-        key = cache_key(self._model_path, self.n_threads, self.n_gpu_layers)
-        self._curve_path = cache_path(models.models_dir(), self._model_path, key)
+        self._curve_path = cache_path(models.models_dir(), self._model_path, self.decoder.curve.key)
 
     def fit_probability(self, messages: list[dict[str, str]]) -> float:
         """Whether the model thinks one of the tools its prompt offers does what the user asked:
