@@ -13,6 +13,12 @@ else
 export CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 endif
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# pip's own wheel cache keys a built wheel by its source alone, not by CMAKE_ARGS, so a wheel
+# built once with other flags (AMX on) would be reused silently. The llama.cpp wheel is built
+# here instead, once per version and flags, into a folder named by both, and installed from it.
+LLAMA_CPP  := llama-cpp-python==$(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml | head -1)
+LLAMA_KEY  := $(shell echo '$(LLAMA_CPP) $(CMAKE_ARGS)' | sha256sum | cut -c1-16)
+LLAMA_WHEELS := $(HOME)/.cache/turnout/wheels/$(LLAMA_KEY)
 
 .PHONY: install sandbox demo test test-servers test-postgres test-terminal lint clean
 
@@ -33,7 +39,9 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@echo "installing turnout and its dependencies (llama-cpp-python builds from source the first time: minutes)"
-	$(PY) -m pip install -e '.[dev]'
+	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || \
+	  $(PY) -m pip wheel --no-deps --no-cache-dir --wheel-dir $(LLAMA_WHEELS) '$(LLAMA_CPP)'
+	$(PY) -m pip install --find-links $(LLAMA_WHEELS) -e '.[dev]'
 	@# BFCL's single-turn data for `turnout eval toolcalls` and its tests; its many provider
 	@# SDKs are not needed for the data, so no dependencies.
 	$(PY) -m pip install --no-deps 'bfcl-eval==2026.3.23'
