@@ -89,6 +89,11 @@ def anthropic_model(
 
 
 Factory = Callable[..., Any]
+def text_stream(provider: str, text: str, pieces: int = 4) -> list[str]:
+    """The SSE frames of a reply of `text` alone, in `pieces` text deltas, in the provider's format."""
+    return openai_stream(text, pieces=pieces) if provider == "openai" else anthropic_stream(text, pieces=pieces)
+
+
 PROVIDERS = {
     "openai": (
         openai_model,
@@ -333,10 +338,7 @@ def test_a_reply_held_past_the_timeout_is_a_timeout_and_is_retried_within_the_bo
 def test_a_stream_cut_in_the_middle_never_returns_the_partial_text(provider: str) -> None:
     factory = PROVIDERS[provider][0]
     long_text = "The bug is in add: it subtracts. " * 4
-    if provider == "openai":
-        frames = openai_stream(long_text, pieces=8)
-    else:
-        frames = anthropic_stream(long_text, pieces=8)
+    frames = text_stream(provider, long_text, pieces=8)
     script = lambda _request: Scripted.sse(frames, cut_after_events=5)
     with (
         FakeUpstream(script) as up,
@@ -357,7 +359,7 @@ def test_a_stream_that_stalls_in_the_middle_times_out_without_partial_output(
 ) -> None:
     factory = PROVIDERS[provider][0]
     text = "Everything before the stall."
-    frames = openai_stream(text, pieces=4) if provider == "openai" else anthropic_stream(text)
+    frames = text_stream(provider, text)
     stalled = Scripted.sse(frames, stall_after_events=3, stall_s=1.5)
     with (
         FakeUpstream([stalled, stalled.model_copy()]) as up,
@@ -373,9 +375,7 @@ def test_a_stream_that_stalls_in_the_middle_times_out_without_partial_output(
 def test_after_a_stream_cut_the_retry_returns_the_whole_reply_not_a_mix(provider: str) -> None:
     factory = PROVIDERS[provider][0]
     text = "First half. Second half."
-    frames = (
-        openai_stream(text, pieces=4) if provider == "openai" else anthropic_stream(text, pieces=4)
-    )
+    frames = text_stream(provider, text)
     script = [Scripted.sse(frames, cut_after_events=3), Scripted.sse(frames)]
     with FakeUpstream(script) as up:
         response = factory(up, Sleeps()).chat(request(tools=[]))
@@ -389,9 +389,7 @@ def test_the_text_of_a_stream_reaches_the_display_as_it_arrives_and_a_retry_says
 ) -> None:
     factory = PROVIDERS[provider][0]
     text = "First half. Second half."
-    frames = (
-        openai_stream(text, pieces=4) if provider == "openai" else anthropic_stream(text, pieces=4)
-    )
+    frames = text_stream(provider, text)
     shown: list[str] = []
     cut = 3 if provider == "openai" else 4  # after two pieces of text (anthropic: a start event more)
     script = [Scripted.sse(frames, cut_after_events=cut), Scripted.sse(frames)]
