@@ -83,11 +83,10 @@ class GenerationStats(BaseModel):
     draft_steps: int = 0  # verify steps that carried at least one drafted token
     drafter: str = ""  # which drafter ran ("none", "suffix", "draft-model"); "" = library path
     peak_rss_mb: float = 0.0  # the process's peak resident memory during the call (Linux)
-    # Under tool_choice auto, the local runtime's view of the reply's first token: the
-    # probability it gave to opening a call, and whether the reply was decoded as words for it.
-    call_probability: float | None = None
+    # Under tool_choice auto, the local runtime's check of a call made in answer to the user:
+    # the model's Yes to "is that call right?", and whether the reply became words for it.
+    call_check: float | None = None
     declined_call: bool = False
-    fit_probability: float | None = None  # the model's Yes to "does a tool fit?", when asked
 
     @property
     def mean_accepted_length(self) -> float:

@@ -9,7 +9,7 @@ import pytest
 from turnout.agent.cli.main import main
 from turnout.runtimes.base import ChatRequest, Message, ToolCall, ToolSpec
 from turnout.runtimes.local import models
-from turnout.runtimes.local.llama_cpp import LlamaCppConfig, LlamaCppModel
+from turnout.runtimes.local.llama_cpp import CHECK_CALLS_BELOW, LlamaCppConfig, LlamaCppModel
 from turnout.runtimes.textprotocol.render import to_text_protocol
 
 pytestmark = pytest.mark.model
@@ -151,40 +151,34 @@ def test_turnout_run_json_on_the_tiny_model_prints_one_report_object(
 
 
 
-def test_under_auto_the_first_token_says_how_sure_the_model_is_of_a_call_and_doubt_means_words(
+def test_under_auto_the_model_checks_a_call_it_makes_and_a_doubted_one_becomes_words(
     tiny: LlamaCppModel,
 ) -> None:
     ask = [Message(role="user", content="Read calc.py")]
-    request = ChatRequest(messages=ask, tools=[READ_FILE], tool_choice="auto", max_tokens=24, drafter="none")
-    tiny.config.decline_below = None
-    measured = tiny.chat(request)
-    p = measured.stats.call_probability
-    assert p is not None and 0.0 <= p <= 1.0 and not measured.stats.declined_call
-
-    tiny.config.decline_below = 1.0  # every reply is in doubt: each one comes back as words
+    request = ChatRequest(messages=ask, tools=[READ_FILE], tool_choice="auto", max_tokens=80, drafter="none")
+    shown: list[str] = []
     try:
-        declined = tiny.chat(request)
-    finally:
-        tiny.config.decline_below = None
-    assert declined.stats.declined_call and declined.tool_calls == [] and declined.problems == []
-    assert "```" not in declined.raw_text and declined.stats.call_probability == pytest.approx(p, abs=1e-6)
-
-    forced = tiny.chat(request.model_copy(update={"tool_choice": "required"}))  # never measured
-    assert forced.stats.call_probability is None and forced.tool_calls
-
-
-def test_asked_whether_a_tool_fits_a_doubtful_model_answers_in_words(tiny: LlamaCppModel) -> None:
-    ask = [Message(role="user", content="What is the capital of France?")]
-    request = ChatRequest(messages=ask, tools=[READ_FILE], tool_choice="auto", max_tokens=24, drafter="none")
-    tiny.config.decline_unfit_below = 0.0  # asked, never acted on
-    try:
+        tiny.config.check_calls_below = 0.0  # asked, never acted on
         asked = tiny.chat(request)
-        tiny.config.decline_unfit_below = 1.0  # every Yes is below: the reply is words
-        declined = tiny.chat(request)
+        tiny.config.check_calls_below = 1.0  # every Yes is below: the reply is words
+        declined = tiny.chat(request.model_copy(update={"on_text": shown.append}))
+        tiny.config.check_calls_below = None  # never asked
+        unasked = tiny.chat(request)
     finally:
-        tiny.config.decline_unfit_below = None
-    fit = asked.stats.fit_probability
-    assert fit is not None and 0.0 <= fit <= 1.0 and not asked.stats.declined_call
-    assert declined.stats.declined_call and declined.tool_calls == [] and "```" not in declined.raw_text
-    assert declined.stats.fit_probability == pytest.approx(fit, abs=1e-6)
-    assert tiny.chat(request).stats.fit_probability is None  # not asked by default
+        tiny.config.check_calls_below = CHECK_CALLS_BELOW
+    assert asked.tool_calls, asked.raw_text  # a call to check
+    check = asked.stats.call_check
+    assert check is not None and 0.0 <= check <= 1.0 and not asked.stats.declined_call
+    assert declined.stats.declined_call and declined.tool_calls == [] and declined.problems == []
+    assert "```" not in declined.raw_text and declined.stats.call_check == pytest.approx(check, abs=1e-6)
+    assert declined.raw_text in "".join(shown)  # the words were streamed, after the hidden call
+    assert declined.usage.completion_tokens > asked.usage.completion_tokens  # both replies count
+    assert unasked.stats.call_check is None and unasked.tool_calls
+
+    # Not checked: a call under `required`, or one that carries on after a tool's result.
+    forced = tiny.chat(request.model_copy(update={"tool_choice": "required"}))
+    assert forced.stats.call_check is None and forced.tool_calls
+    result = [*ask, Message(role="assistant", tool_calls=asked.tool_calls),
+              Message(role="tool", name="read_file", tool_call_id=asked.tool_calls[0].id, content="def add(a, b): ...")]
+    going_on = tiny.chat(request.model_copy(update={"messages": result}))
+    assert going_on.stats.call_check is None

@@ -41,12 +41,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help="tool_choice for the turnout targets: required (default), auto; "
                     "the plain target sends none, as a client that does not know turnout would")
     tc.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads")
-    tc.add_argument("--decline-below", type=float, default=None, metavar="P",
-                    help="in process, under tool_choice auto: decode a reply as words when its "
-                    "first token gives a call less than P (default: the runtime's setting)")
-    tc.add_argument("--decline-unfit-below", type=float, default=None, metavar="P",
-                    help="in process, under tool_choice auto: first ask the model whether a tool "
-                    "fits, and decode the reply as words when its Yes is below P (0: ask, never act)")
+    tc.add_argument("--check-calls-below", type=float, default=None, metavar="P",
+                    help="in process, under tool_choice auto: after the model calls a tool in "
+                    "answer to the user, ask it whether the call is right, and answer in words "
+                    "when its Yes is below P (0: ask, never act; default: the runtime's setting)")
     tc.add_argument("--record", type=Path, default=None, metavar="FILE.jsonl",
                     help="append each case's outcome to this file as it is scored; "
                     "cases already in it are not run again (resume a run cut short)")
@@ -61,8 +59,7 @@ def toolcalls(args: argparse.Namespace) -> int:
     report = eval_toolcalls(
         args.category or list(DEFAULT_CATEGORIES), args.limit, args.target or ["turnout", "plain"],
         args.model, tool_choice=args.tool_choice, threads=args.threads, record=args.record,
-        progress=progress, decline_below=args.decline_below,
-        decline_unfit_below=args.decline_unfit_below,
+        progress=progress, check_calls_below=args.check_calls_below,
     )
     print(report.model_dump_json(indent=2) if args.json else toolcalls_table(report))
     return 0

@@ -57,11 +57,10 @@ class CaseOutcome(BaseModel):
     calls: list[dict[str, Any]] = Field(default_factory=list)
     seconds: float = 0.0
     completion_tokens: int = 0
-    # Under tool_choice auto, in process: the probability the model gave to opening a call at
-    # the reply's first token, and whether the reply was decoded as words for it.
-    call_probability: float | None = None
+    # Under tool_choice auto, in process: the model's Yes to "is that call right?" after it
+    # called a tool, and whether the reply was decoded as words for it.
+    call_check: float | None = None
     declined: bool = False
-    fit_probability: float | None = None  # the model's Yes to "does a tool fit?", when asked
 
 
 class TargetSummary(BaseModel):
@@ -90,8 +89,7 @@ def eval_toolcalls(
     threads: int | None = None,
     record: Path | None = None,
     progress: Progress = lambda _: None,
-    decline_below: float | None = None,
-    decline_unfit_below: float | None = None,
+    check_calls_below: float | None = None,
 ) -> ToolCallsReport:
     """Run each case through each target, cases of all categories interleaved, so a run cut
     short still compares the targets on the same cases. `model_spec` is a model spec, as every
@@ -105,7 +103,7 @@ def eval_toolcalls(
     # run that is cut short carries on where it stopped instead of starting again. It is read
     # before the model is loaded, so a damaged one is reported at once.
     recorded = _read_record(record) if record and record.exists() else []
-    model = open_eval_model(model_spec, threads, targets, decline_below, decline_unfit_below)
+    model = open_eval_model(model_spec, threads, targets, check_calls_below)
     wanted = {case.id for case in cases}
     scored = {"plain", "plain+parser"} if "plain" in targets else set()
     scored |= {t for t in targets if t != "plain"}
@@ -188,8 +186,7 @@ class EvalModel:
 
 
 def open_eval_model(
-    spec: str, threads: int | None, targets: list[str], decline_below: float | None = None,
-    decline_unfit_below: float | None = None,
+    spec: str, threads: int | None, targets: list[str], check_calls_below: float | None = None,
 ) -> EvalModel:
     """The model named by `spec`, checked against the targets asked for before any case runs."""
     target = target_for(spec)
@@ -205,10 +202,8 @@ def open_eval_model(
     runtime = open_model(target, name=spec, threads=threads, n_ctx=4096, drafter="off", calibrate=False)
     if isinstance(runtime, LlamaCppModel):
         local = runtime
-        if decline_below is not None:
-            local.config.decline_below = decline_below
-        if decline_unfit_below is not None:
-            local.config.decline_unfit_below = decline_unfit_below
+        if check_calls_below is not None:
+            local.config.check_calls_below = check_calls_below
 
         def use_grammar(on: bool) -> None:
             local.config.constrain_tool_calls = on
@@ -285,9 +280,8 @@ def _turnout_case(
     seconds = time.perf_counter() - started
     calls = [(c.name, c.arguments) for c in response.tool_calls]
     outcome = _score(case, target, calls, bool(calls), seconds, response.usage.completion_tokens)
-    outcome.call_probability = response.stats.call_probability
+    outcome.call_check = response.stats.call_check
     outcome.declined = response.stats.declined_call
-    outcome.fit_probability = response.stats.fit_probability
     return outcome
 
 

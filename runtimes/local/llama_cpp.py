@@ -26,7 +26,7 @@ from turnout.runtimes.local.repetition import (
     llama_cpp_processor,
 )
 from turnout.runtimes.local.speculative import (
-    Decline,
+    Generation,
     LocalSpeculation,
     ParallelGeneration,
     llama_with_sequences,
@@ -35,7 +35,11 @@ from turnout.runtimes.local.speculative import (
 )
 from turnout.runtimes.textprotocol.grammar import PROSE_GRAMMAR, compiled_grammar
 from turnout.runtimes.textprotocol.parse import parse_tool_calls
-from turnout.runtimes.textprotocol.render import to_text_protocol
+from turnout.runtimes.textprotocol.render import call_check, to_text_protocol
+
+# Measured on BFCL (`turnout eval toolcalls --category irrelevance ...`, docs/benchmarks.md): the
+# threshold that turns most made-up calls into words and almost no fitting one.
+CHECK_CALLS_BELOW = 0.85
 
 
 class LlamaCppConfig(BaseModel):
@@ -81,16 +85,11 @@ class LlamaCppConfig(BaseModel):
         "depth on a CPU, but parallel sampled candidates (n > 1) then round unlike one "
         "sequence alone and drift from their seed's lone reply; on, they equal it bit for bit",
     )
-    decline_below: float | None = Field(
-        default=None, ge=0, le=1,
-        description="under tool_choice auto: a reply whose first token gives less than this "
-        "probability to opening a tool call is decoded as words (None: the grammar alone decides)",
-    )
-    decline_unfit_below: float | None = Field(
-        default=None, ge=0, le=1,
-        description="under tool_choice auto: first ask the model whether one of the tools does "
-        "what the user asked, and decode the reply as words when its Yes is below this "
-        "(None: not asked)",
+    check_calls_below: float | None = Field(
+        default=CHECK_CALLS_BELOW, ge=0, le=1,
+        description="under tool_choice auto, when the model answers the user with a call: ask it, "
+        "apart from the conversation, whether that tool can do what the user's message asks, and "
+        "answer in words instead when its Yes is below this (0: ask, never act; None: never ask)",
     )
     progress_min_tokens: int = Field(
         default=1024, ge=1,
@@ -222,38 +221,47 @@ class LlamaCppModel:
         self, request: ChatRequest, messages: list[dict[str, str]], drafter: str, grammar: Any,
         guard: RepetitionGuard | None,
     ) -> ChatResponse:
-        feeds = [guard.feed if guard is not None and self.config.repetition.enabled else None]
-        if request.on_text is not None:
-            feeds.append(TextStream(self._llm, request.on_text).feed)
-        on_token = every(feeds)
         on_prefill = None
         if self._progress is not None:
             on_prefill = PrefillProgress(self._progress, self.config.progress_min_tokens)
-        decline = None
-        fit = None
-        if grammar is not None and request.tools and (request.tool_choice or "auto") == "auto":
-            # Always measured under auto (the eval reports it); acted on from `decline_below`.
-            below = self.config.decline_below if self.config.decline_below is not None else 0.0
-            decline = Decline(below=below, prose=PROSE_GRAMMAR)
-            # Asked of a user's words only: after a tool's result the model goes on with the task.
-            if self.config.decline_unfit_below is not None and request.messages[-1].role == "user":
-                fit = self.speculation().fit_probability(messages)
-                if fit < self.config.decline_unfit_below:
-                    grammar, decline = PROSE_GRAMMAR, None
-        raw, gen, peak = self.speculation().complete(
-            messages, max_tokens=request.max_tokens, temperature=request.temperature,
-            seed=self._seed(request),
-            drafter=drafter, grammar=grammar, on_token=on_token, on_prefill=on_prefill, decline=decline,
-        )
+        speculation = self.speculation()
+
+        def decode(constraint: Any, watch: RepetitionGuard | None) -> tuple[str, Generation, float]:
+            feeds = [watch.feed if watch is not None and self.config.repetition.enabled else None]
+            if request.on_text is not None:
+                feeds.append(TextStream(self._llm, request.on_text).feed)
+            return speculation.complete(
+                messages, max_tokens=request.max_tokens, temperature=request.temperature,
+                seed=self._seed(request), drafter=drafter, grammar=constraint, on_token=every(feeds),
+                on_prefill=on_prefill,
+            )
+
+        raw, gen, peak = decode(grammar, guard)
         stats = GenerationStats(
             prompt_tokens=gen.prompt_tokens, cached_prompt_tokens=gen.cached_prompt_tokens,
             prefill_seconds=gen.prefill_seconds, decode_seconds=gen.decode_seconds,
             completion_tokens=len(gen.tokens), drafted=gen.drafted, accepted=gen.accepted,
             draft_steps=gen.draft_steps, drafter=drafter, peak_rss_mb=peak,
-            call_probability=gen.call_probability,
-            declined_call=gen.declined or (fit is not None and grammar is PROSE_GRAMMAR),
-            fit_probability=fit,
         )
+        below = self.config.check_calls_below
+        # Only a call made in answer to the user's words is checked: after a tool's result the
+        # model is carrying out a task, and under `required` a call is wanted whatever fits.
+        calls = parse_tool_calls(raw, request.tools).calls if below is not None else []
+        if (calls and grammar is not None and (request.tool_choice or "auto") == "auto"
+                and request.messages[-1].role == "user"):
+            tool = next(t for t in request.tools if t.name == calls[0].name)
+            stats.call_check = speculation.yes_probability(call_check(tool, request.messages[-1].content))
+            if stats.call_check is not None and below is not None and stats.call_check < below:
+                # The model doubts its own call: the reply is decoded again, in words. (A
+                # display shown the call's fence hid it; the words follow on a line of their own.)
+                if request.on_text is not None:
+                    request.on_text("\n")
+                raw, gen, peak = decode(PROSE_GRAMMAR, None)
+                stats.declined_call = True
+                stats.completion_tokens += len(gen.tokens)
+                stats.prefill_seconds += gen.prefill_seconds
+                stats.decode_seconds += gen.decode_seconds
+                stats.peak_rss_mb = max(stats.peak_rss_mb, peak)
         return self._reply(request, raw, stats, gen.finish_reason, guard)
 
     def chat(self, request: ChatRequest) -> ChatResponse:

@@ -103,29 +103,6 @@ class Generation:
     # With `diagnostics=True`: for each output position, the TOP_LOGITS highest logits the
     # token was chosen from, as (token ids, logits), highest first (see `top_logits`).
     top: list[tuple[list[int], list[float]]] = field(default_factory=list)
-    # With a `Decline`: the probability the model gave, at the reply's first token, to a token
-    # that opens a call (one starting with a backtick), and whether the reply became words.
-    call_probability: float | None = None
-    declined: bool = False
-
-
-# Asked of the model before an `auto` reply when the runtime checks fit (see `fit_probability`).
-FIT_QUESTION = (
-    "Before you answer: does one of the tools above do what I asked, so that calling it is the "
-    "right reply? Answer Yes or No."
-)
-
-
-@dataclass(frozen=True)
-class Decline:
-    """Under tool_choice auto, a reply whose first token puts less than `below` of the model's
-    probability on opening a call (a token that starts with a backtick, the fence) is decoded
-    as words, under `prose`: a model that would call a tool only because it was shown some
-    picks a made-up call less often than a fitting one (measured by `turnout eval toolcalls
-    --category irrelevance`)."""
-
-    below: float
-    prose: Any  # the grammar of a reply in words (GBNF text or a LlamaGrammar)
 
 
 @dataclass
@@ -230,7 +207,6 @@ class SpeculativeDecoder:
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._kv: list[int] = []  # tokens whose keys and values are in the cache, in order
         self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
-        self._backticks: Any = None  # token ids that start with a backtick, found on first use
         self._eog: list[int] | None = None  # end-of-generation tokens, found on first use
         self._diag_seconds = 0.0  # time spent on diagnostics, kept out of decode_seconds
 
@@ -360,7 +336,6 @@ class SpeculativeDecoder:
         on_prefill: Callable[[int, int, int], None] | None = None,
         ignore_eos: bool = False,
         diagnostics: bool = False,
-        decline: Decline | None = None,
     ) -> Generation:
         """Generate up to `max_tokens` tokens after `prompt`.
 
@@ -368,28 +343,19 @@ class SpeculativeDecoder:
         chosen token. `on_token` may return True to stop early (e.g. a stop string was seen).
         `on_prefill` follows the prompt's evaluation (see `prefill`). `ignore_eos` forbids the
         end-of-generation tokens (benchmarks that need `max_tokens` tokens); `diagnostics`
-        keeps the top logits of every position in `Generation.top`. `decline` may turn the
-        reply into words at its first token (see `Decline`).
+        keeps the top logits of every position in `Generation.top`.
         """
         self._check_prompt(prompt)
         drafter = drafter or NoDrafter()
         max_tokens = min(max_tokens, self._n_ctx - len(prompt))
         self._claim_context()
-        held = [self._make_sampler(temperature, seed, grammar, ignore_eos)]
-
-        def to_prose() -> Any:
-            assert decline is not None
-            self._lib.llama_sampler_free(held[0])
-            held[0] = self._make_sampler(temperature, seed, decline.prose, ignore_eos)
-            return held[0]
-
+        sampler = self._make_sampler(temperature, seed, grammar, ignore_eos)
         try:
             return self._run(
-                prompt, max_tokens, drafter, held[0], on_token, temperature <= 0, on_prefill,
-                diagnostics, decline, to_prose,
+                prompt, max_tokens, drafter, sampler, on_token, temperature <= 0, on_prefill, diagnostics,
             )
         finally:
-            self._lib.llama_sampler_free(held[0])
+            self._lib.llama_sampler_free(sampler)
 
     def _check_prompt(self, prompt: Sequence[int]) -> None:
         if not prompt:
@@ -612,8 +578,6 @@ class SpeculativeDecoder:
         greedy: bool,
         on_prefill: Callable[[int, int, int], None] | None = None,
         diagnostics: bool = False,
-        decline: Decline | None = None,
-        to_prose: Callable[[], Any] | None = None,
     ) -> Generation:
         started = time.perf_counter()
         self._diag_seconds = 0.0
@@ -623,10 +587,6 @@ class SpeculativeDecoder:
             tokens=[], finish_reason="length", prompt_tokens=len(prompt),
             cached_prompt_tokens=reused, prefill_seconds=0.0, decode_seconds=0.0,
         )
-        if decline is not None and to_prose is not None:
-            out.call_probability = self.backtick_mass(-1)
-            if out.call_probability < decline.below:
-                sampler, out.declined = to_prose(), True
         pending = self._sample(sampler, -1, out, diagnostics)
         prefill_done = time.perf_counter()
         out.prefill_seconds = prefill_done - started
@@ -691,6 +651,33 @@ class SpeculativeDecoder:
         drafter.finish(context)
         return out
 
+    def aside_answer_probability(self, prompt: Sequence[int], yes: Sequence[int], no: Sequence[int]) -> float | None:
+        """As `answer_probability`, for a prompt evaluated in a sequence of its own beside the
+        cache (sequence 1, dropped after): the conversation in sequence 0 stays, so the next
+        reply reuses it. None when the context has no second sequence or no room left for it."""
+        if self.max_sequences < 2 or len(prompt) + len(self._kv) > self._n_ctx:
+            return None
+        self._check_prompt(prompt)
+        self._claim_context()
+        batch = self._batch
+        try:
+            for start in range(0, len(prompt), self._n_batch):
+                chunk = prompt[start : start + self._n_batch]
+                batch.n_tokens = len(chunk)
+                for i, tok in enumerate(chunk):
+                    batch.token[i] = tok
+                    batch.pos[i] = start + i
+                    batch.n_seq_id[i] = 1
+                    batch.seq_id[i][0] = 1
+                    batch.logits[i] = i == len(chunk) - 1
+                if self._lib.llama_decode(self._ctx, batch) != 0:
+                    return None  # no room in the cache for it: the call goes unchecked
+            weights = self._weights(-1)
+        finally:
+            self._lib.llama_memory_seq_rm(self._mem, 1, -1, -1)
+        said_yes, said_no = float(weights[list(yes)].sum()), float(weights[list(no)].sum())
+        return said_yes / (said_yes + said_no) if said_yes + said_no > 0 else 0.5
+
     def answer_probability(self, prompt: Sequence[int], yes: Sequence[int], no: Sequence[int]) -> float:
         """After `prompt`, the model's probability of answering with one of the `yes` tokens
         rather than one of the `no` tokens (the prompt stays in the cache, so a generation
@@ -701,22 +688,6 @@ class SpeculativeDecoder:
         weights = self._weights(-1)
         said_yes, said_no = float(weights[list(yes)].sum()), float(weights[list(no)].sum())
         return said_yes / (said_yes + said_no) if said_yes + said_no > 0 else 0.5
-
-    def backtick_mass(self, row: int) -> float:
-        """The probability batch row `row` gives to tokens that start with a backtick."""
-        weights = self._weights(row)
-        return float(weights[self._backtick_tokens()].sum() / weights.sum())
-
-    def _backtick_tokens(self) -> Any:
-        if self._backticks is None:
-            piece = ctypes.create_string_buffer(64)
-            found = []
-            for token in range(self._n_vocab):
-                size = self._lib.llama_token_to_piece(self._vocab, token, piece, 64, 0, False)
-                if size > 0 and piece.raw[:size].lstrip(b" \n\t").startswith(b"`"):
-                    found.append(token)
-            self._backticks = np.array(found, dtype=np.int64)
-        return self._backticks
 
     def _near_tie(self, row: int) -> bool:
         """Whether the top two logits of batch row `row` are within NEAR_TIE_GAP."""
@@ -934,17 +905,17 @@ class LocalSpeculation:
         )
         self._curve_path = cache_path(models.models_dir(), self._model_path, self.decoder.curve.key)
 
-    def fit_probability(self, messages: list[dict[str, str]]) -> float:
-        """Whether the model thinks one of the tools its prompt offers does what the user asked:
-        the probability of Yes over No for `FIT_QUESTION` asked after `messages`. The question
-        goes after the conversation, so the reply that follows reuses all of its cache but the
-        question's few dozen tokens."""
-        prompt = self.prompt_tokens([*messages, {"role": "user", "content": FIT_QUESTION}])
+    def yes_probability(self, question: str) -> float | None:
+        """The model's probability of Yes over No in answer to `question` asked on its own (a
+        conversation of one user message), evaluated beside the cached conversation, which
+        it leaves in place; None where the context cannot hold it beside (see
+        `SpeculativeDecoder.aside_answer_probability`)."""
+        prompt = self.prompt_tokens([{"role": "user", "content": question}])
         if self._yes_no is None:
             first = lambda word: {self._llm.tokenize(w.encode(), add_bos=False)[0]
                                   for w in (word, word.lower(), f" {word}", f" {word.lower()}")}
             self._yes_no = (sorted(first("Yes")), sorted(first("No")))
-        return self.decoder.answer_probability(prompt, *self._yes_no)
+        return self.decoder.aside_answer_probability(prompt, *self._yes_no)
 
     def measured_curve(self) -> CostCurve:
         """This machine's cost curve for the model, measured now if it has not been."""
@@ -1006,7 +977,6 @@ class LocalSpeculation:
         grammar: Any = None,
         on_token: Callable[[int], bool] | None = None,
         on_prefill: Callable[[int, int, int], None] | None = None,
-        decline: Decline | None = None,
     ) -> tuple[str, Generation, float]:
         """The reply's text, how it was generated, and the peak memory (MiB) during the call."""
         prompt = self.prompt_tokens(messages)
@@ -1018,7 +988,7 @@ class LocalSpeculation:
         generation = self.decoder.generate(
             prompt, max_tokens=max_tokens, drafter=chosen,
             temperature=temperature, seed=seed, grammar=grammar, on_token=on_token,
-            on_prefill=on_prefill, decline=decline,
+            on_prefill=on_prefill,
         )
         if drafts:
             self._learn(generation)

@@ -12,7 +12,7 @@ from typing import Any
 
 from turnout.runtimes.base import Message, ToolSpec
 
-__all__ = ["FENCE_CLOSE", "FENCE_OPEN", "describe_tools", "to_text_protocol"]
+__all__ = ["FENCE_CLOSE", "FENCE_OPEN", "call_check", "describe_tool", "describe_tools", "to_text_protocol"]
 
 # One call per reply, as JSON in this fence: {"name": "<tool>", "arguments": {...}}.
 FENCE_OPEN = "```json\n"
@@ -40,21 +40,37 @@ def describe_tools(tools: list[ToolSpec], may_decline: bool = False) -> str:
         "",
         "Available tools:",
     ]
-    for tool in tools:
-        props: dict[str, Any] = tool.input_schema.get("properties", {})
-        required = set(tool.input_schema.get("required", []))
-        params = []
-        details = []
-        for pname, schema in props.items():
-            kind = _type_name(schema)
-            params.append(f"{pname}: {kind}" if pname in required else f"{pname}?: {kind}")
-            detail = _parameter_detail(schema)
-            if detail:
-                details.append(f"    {pname}: {detail}")
-        summary = _clip(" ".join((tool.description or "").split()), _TOOL_DESCRIPTION_CHARS)
-        lines.append(f"- {tool.name}({', '.join(params)}): {summary}")
-        lines.extend(details)
+    lines.extend(describe_tool(tool) for tool in tools)
     return "\n".join(lines)
+
+
+def describe_tool(tool: ToolSpec) -> str:
+    """One tool as `describe_tools` lists it: its signature and summary, then a line per
+    parameter that has a description, allowed values or a default."""
+    props: dict[str, Any] = tool.input_schema.get("properties", {})
+    required = set(tool.input_schema.get("required", []))
+    params = []
+    details = []
+    for pname, schema in props.items():
+        kind = _type_name(schema)
+        params.append(f"{pname}: {kind}" if pname in required else f"{pname}?: {kind}")
+        detail = _parameter_detail(schema)
+        if detail:
+            details.append(f"    {pname}: {detail}")
+    summary = _clip(" ".join((tool.description or "").split()), _TOOL_DESCRIPTION_CHARS)
+    return "\n".join([f"- {tool.name}({', '.join(params)}): {summary}", *details])
+
+
+def call_check(tool: ToolSpec, request: str) -> str:
+    """The question that checks a call of `tool` made in answer to `request`, asked of the
+    model on its own, without the conversation: a small model shown tools calls one for almost
+    any question, inventing arguments, yet asked about the one tool and the request alone it
+    tells a fitting tool from a made-up use far better (`turnout eval toolcalls --category
+    irrelevance`; docs/benchmarks.md)."""
+    return (
+        f"Function: {describe_tool(tool)}\n\nRequest: {request}\n\nCan this function, called with "
+        "arguments taken from the request, give what the request asks for? Answer Yes or No."
+    )
 
 
 # Long enough for every BFCL description and our own tools' docstrings; a server that ships a
