@@ -60,11 +60,14 @@ def data_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def load_cases(category: str, limit: int | None = None) -> list[BfclCase]:
+def load_cases(category: str, limit: int | None = None, skip: int = 0) -> list[BfclCase]:
+    """The category's cases in BFCL's order: `skip` left out from the start, then at most `limit`."""
     if category not in CATEGORIES:
         raise UsageError(
             f"unknown BFCL category {category!r}; supported: {', '.join(CATEGORIES)}"
         )
+    if skip < 0 or (limit is not None and limit < 0):
+        raise UsageError(f"--skip and --limit count cases: give 0 or more, not {min(skip, limit or 0)}")
     root = data_dir()
     questions = _read_jsonl(root / f"{DATA_VERSION}_{category}.json")
     if category in DECLINE:  # no possible answers: every call is wrong
@@ -84,6 +87,7 @@ def load_cases(category: str, limit: int | None = None) -> list[BfclCase]:
         for row in questions
         if row["id"] in answers
     ]
+    cases = cases[skip:]
     return cases[:limit] if limit is not None else cases
 
 

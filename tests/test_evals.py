@@ -66,6 +66,16 @@ def test_the_bfcl_categories_load_with_their_possible_answers() -> None:
     assert len(multiple[0].functions) > 1
 
 
+def test_skip_leaves_out_the_first_cases_so_held_out_ones_can_be_scored() -> None:
+    from turnout.runtimes.errors import UsageError
+
+    held_out = bfcl.load_cases("irrelevance", limit=3, skip=40)
+
+    assert [c.id for c in held_out] == [c.id for c in bfcl.load_cases("irrelevance")[40:43]]
+    with pytest.raises(UsageError, match="0 or more"):
+        bfcl.load_cases("irrelevance", skip=-1)
+
+
 def test_an_unknown_category_is_refused_naming_the_supported_ones() -> None:
     from turnout.runtimes.errors import UsageError
 

@@ -32,6 +32,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "irrelevance: questions no offered function answers, asked with "
                     "tool_choice auto; a reply without a call is right")
     tc.add_argument("--limit", type=int, default=None, metavar="N", help="first N cases of each category")
+    tc.add_argument("--skip", type=int, default=0, metavar="N",
+                    help="leave out the first N cases of each category (with --limit M: cases "
+                    "N+1 to N+M), e.g. to score cases a threshold was not chosen on")
     tc.add_argument("--target", action="append", choices=list(TARGETS), default=None,
                     help="what to run (repeatable; default: turnout and plain)")
     tc.add_argument("--model", default="qwen2.5-coder-1.5b", metavar="SPEC",
@@ -59,7 +62,7 @@ def toolcalls(args: argparse.Namespace) -> int:
     report = eval_toolcalls(
         args.category or list(DEFAULT_CATEGORIES), args.limit, args.target or ["turnout", "plain"],
         args.model, tool_choice=args.tool_choice, threads=args.threads, record=args.record,
-        progress=progress, check_calls_below=args.check_calls_below,
+        progress=progress, check_calls_below=args.check_calls_below, skip=args.skip,
     )
     print(report.model_dump_json(indent=2) if args.json else toolcalls_table(report))
     return 0

@@ -90,6 +90,7 @@ def eval_toolcalls(
     record: Path | None = None,
     progress: Progress = lambda _: None,
     check_calls_below: float | None = None,
+    skip: int = 0,
 ) -> ToolCallsReport:
     """Run each case through each target, cases of all categories interleaved, so a run cut
     short still compares the targets on the same cases. `model_spec` is a model spec, as every
@@ -97,7 +98,7 @@ def eval_toolcalls(
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}")
-    per_category = [bfcl.load_cases(category, limit) for category in categories]
+    per_category = [bfcl.load_cases(category, limit, skip) for category in categories]
     cases = [case for group in _interleave(per_category) for case in group]
     # A record is also a resume point: an eval of hundreds of cases takes hours on a CPU, so a
     # run that is cut short carries on where it stopped instead of starting again. It is read

@@ -262,7 +262,7 @@ class LlamaCppModel:
                 stats.prefill_seconds += gen.prefill_seconds
                 stats.decode_seconds += gen.decode_seconds
                 stats.peak_rss_mb = max(stats.peak_rss_mb, peak)
-        return self._reply(request, raw, stats, gen.finish_reason, guard)
+        return self._reply(request, raw, stats, gen.finish_reason, guard, words=stats.declined_call)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         """One reply; with `request.n > 1` and a temperature above 0, `n` sampled ones.
@@ -377,13 +377,21 @@ class LlamaCppModel:
 
     def _reply(
         self, request: ChatRequest, raw: str, stats: GenerationStats, finish_reason: str,
-        guard: RepetitionGuard | None,
+        guard: RepetitionGuard | None, words: bool = False,
     ) -> ChatResponse:
-        """A decoded text as a reply: the repetition guard's verdict, the tool calls parsed."""
+        """A decoded text as a reply: the repetition guard's verdict, the tool calls parsed.
+        `words`: a reply decoded as words because its call was doubted, which carries no call
+        even where the words spell one out (a bare JSON object the parser would take)."""
         if guard is not None and guard.tripped:
             finish_reason = "repetition"
             stats.repetition_aborted = True
             stats.tokens_saved = max(request.max_tokens - stats.completion_tokens, 0)
+        if words:
+            return ChatResponse(
+                text=raw.strip(), raw_text=raw, finish_reason=finish_reason,
+                usage=Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens),
+                stats=stats, model=self.name,
+            )
         parsed = parse_tool_calls(raw, request.tools)
         return ChatResponse(
             text=parsed.text, tool_calls=parsed.calls,
