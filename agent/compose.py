@@ -68,6 +68,7 @@ from turnout.agent.host import (
     load_mcp_config,
     read_json_config,
 )
+from turnout.router.atrest import STATE_DIR
 from turnout.router.audit import AuditLog, open_audit
 from turnout.router.policy import Location, Policy, TargetConfig, load_policy
 from turnout.router.router import PolicyRouter
@@ -220,6 +221,7 @@ def open_model(
     budget: RunBudget | None = None,
     logger: Any | None = None,
     environ: Mapping[str, str] | None = None,
+    prefix_cache: Path | None = None,
 ) -> ChatModel:
     """The `ChatModel` for a target, or for a model spec. `name` names it in errors, logs and
     the budget (default: the spec, else the target's model).
@@ -227,7 +229,8 @@ def open_model(
     In process (`llama_cpp`): `threads` (None: all cores), `n_gpu_layers`, `n_ctx` (default: the
     target's context_window), `drafter` (default: the runtime's; "off" is llama-cpp-python's own
     decode), `calibrate` (measure the batch cost curve, else the built-in figures) and `progress`
-    (lines about long prompt evaluations) configure the load (`build_targets` charges its replies
+    (lines about long prompt evaluations) and `prefix_cache` (the folder where prompt states
+    are kept for the next process, see `runtimes/local/prefixcache.py`) configure the load (`build_targets` charges its replies
     to the run's budget). Over the network: the runtime with its retries and circuit breaker,
     checked against `budget`, logging to `logger`; the in-process options do not apply."""
     if isinstance(target, str):
@@ -241,15 +244,23 @@ def open_model(
             n_threads=threads,
             n_gpu_layers=n_gpu_layers,
             calibrate=calibrate,
+            prefix_cache=prefix_cache,
             **({"drafter": drafter} if drafter else {}),
         )
         return LlamaCppModel(config, progress=progress)
     return make_runtime(name, target, budget=budget, logger=logger, environ=environ)
 
 
+def prefix_cache_dir(repo: Path) -> Path:
+    """Where the in-process model keeps the prompt states of runs and chats in `repo`: inside
+    its private `.turnout`, since they hold the repository's code and the conversation, and
+    one repository's prompts share their start with the next run's there, not elsewhere."""
+    return repo / STATE_DIR / "kv"
+
+
 def open_local_model(
     spec: str, *, threads: int | None = None, n_gpu_layers: int = 0, progress: Progress | None = None,
-    lazy: bool = False,
+    lazy: bool = False, prefix_cache: Path | None = None,
 ) -> ChatModel:
     """The model that answers for a policy's local targets (`turnout run`, `bench agent`): in
     process, or a server on this machine. One off the machine is refused: the local targets are
@@ -265,7 +276,8 @@ def open_local_model(
         )
 
     def load() -> ChatModel:
-        return open_model(target, name=spec, threads=threads, n_gpu_layers=n_gpu_layers, progress=progress)
+        return open_model(target, name=spec, threads=threads, n_gpu_layers=n_gpu_layers, progress=progress,
+                          prefix_cache=prefix_cache)
 
     return LazyModel(spec, load, announce=progress) if lazy else load()
 
@@ -398,7 +410,8 @@ def chat_router(
             for cls in ("repetitive", "hard", "escalation")
         })
     policy = policy.model_copy(update={"targets": targets, "work": work})
-    local = LazyModel(local_spec, lambda: open_model(target_for(local_spec), name=local_spec, progress=progress),
+    local = LazyModel(local_spec, lambda: open_model(target_for(local_spec), name=local_spec, progress=progress,
+                                                     prefix_cache=prefix_cache_dir(repo)),
                       announce=progress)
     built, unavailable = build_targets(policy, local, logger=logger)
     if chosen in unavailable:

@@ -371,6 +371,7 @@ def build_graph(
                  prompt_tokens=reply.usage.prompt_tokens,
                  completion_tokens=reply.usage.completion_tokens,
                  cached_prompt_tokens=reply.stats.cached_prompt_tokens,
+                 disk_prompt_tokens=reply.stats.disk_prompt_tokens,
                  prefill_s=round(reply.stats.prefill_seconds, 2),
                  decode_tps=round(reply.stats.decode_tps, 2))
         update["candidates"] = [c.model_dump() for c in candidates]

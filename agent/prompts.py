@@ -135,11 +135,11 @@ def context_prompt(
     parts = [f"Task: {task}"]
     if mode == "repair":
         parts.append(
-            f"The tests fail ({tests.summary or f'exit code {tests.exit_code}'}):\n"
-            f"```\n{tail(tests.output, output_chars)}\n```"
+            f"The tests fail ({without_timings(tests.summary) or f'exit code {tests.exit_code}'}):\n"
+            f"```\n{tail(without_timings(tests.output), output_chars)}\n```"
         )
     elif tests.exit_code == 0:
-        parts.append(f"The tests pass now ({tests.summary}); they must still pass after your change.")
+        parts.append(f"The tests pass now ({without_timings(tests.summary)}); they must still pass after your change.")
     if shown:
         label = "The code under test" if mode == "repair" else "Files that look relevant"
         blocks = [f"{rel}\n```{fence_language(rel)}\n{text.rstrip()}\n```" for rel, text in shown.items()]
@@ -210,8 +210,8 @@ def reflection(trial_summary: str, output: str, forms: Mapping[str, str], output
         if large else "Answer as before: the path, then each corrected function or class, complete."
     )
     return (
-        f"That change was tried, and the tests {STILL_FAILING} ({trial_summary}):\n"
-        f"```\n{tail(output, output_chars)}\n```\n"
+        f"That change was tried, and the tests {STILL_FAILING} ({without_timings(trial_summary)}):\n"
+        f"```\n{tail(without_timings(output), output_chars)}\n```\n"
         f"Look again at what the failing tests expect, then fix the code. {form}"
     )
 
@@ -219,6 +219,21 @@ def reflection(trial_summary: str, output: str, forms: Mapping[str, str], output
 def fence_language(rel: str) -> str:
     return {"py": "python", "js": "javascript", "ts": "typescript", "md": "markdown",
             "toml": "toml", "json": "json", "sh": "sh"}.get(rel.rsplit(".", 1)[-1], "")
+
+
+# pytest's "3 failed, 1 passed in 0.05s (0:00:00)": the time differs on every run.
+_TIMING = re.compile(
+    r"\b(passed|failed|errors?|skipped|xfailed|xpassed|warnings?|deselected|no tests ran)"
+    r" in \d+(?:\.\d+)?s(?: \(\d+:\d\d:\d\d\))?(?=\s*=*\s*$)",
+    re.MULTILINE,
+)
+
+
+def without_timings(text: str) -> str:
+    """Test output as the model sees it: without the run's duration, which tells it nothing
+    and differs every run, so the next run's prompt begins as this one's did (the in-process
+    runtime then reads that prompt's state from disk instead of evaluating it again)."""
+    return _TIMING.sub(r"\1", text)
 
 
 def tail(text: str, limit: int) -> str:

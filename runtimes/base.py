@@ -73,6 +73,9 @@ class GenerationStats(BaseModel):
 
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0
+    # Of the cached prompt tokens, those whose keys and values a new process read from disk
+    # (the local runtime's prefix cache) instead of from its own earlier calls.
+    disk_prompt_tokens: int = 0
     prefill_seconds: float = 0.0
     decode_seconds: float = 0.0
     completion_tokens: int = 0

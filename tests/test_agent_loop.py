@@ -440,3 +440,19 @@ def test_tests_from_the_task_that_check_nothing_new_are_asked_for_once_more(calc
     assert "pass before any change" in why.content and "(median)" in why.content
     assert "def test_even" in model.requests[2].messages[-1].content  # the second try's tests are used
     assert [c.status for c in report.candidates] == ["failed", "passed"]
+
+
+def test_the_first_prompt_of_a_rerun_is_the_same_text_though_the_tests_took_another_time() -> None:
+    # The in-process runtime reads a prompt it has seen from disk only if it begins the same.
+    from turnout.agent import prompts
+
+    def failing(seconds: str) -> TestOutcome:
+        output = (f"F.\nE   assert add(2, 2) == 5 in 0.5s\n1 failed, 1 passed in {seconds}\n")
+        return TestOutcome(exit_code=1, summary=f"1 failed, 1 passed in {seconds}", output=output)
+
+    first, second = (prompts.context_prompt("fix it", failing(t), "repair", {"calc.py": "x = 1\n"}, "")
+                     for t in ("0.04s", "12.31s (0:00:12)"))
+
+    assert first == second
+    assert "1 failed, 1 passed\n" in first and "in 0.04s" not in first
+    assert "assert add(2, 2) == 5 in 0.5s" in first  # only pytest's summary loses its time

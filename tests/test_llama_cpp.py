@@ -182,3 +182,39 @@ def test_under_auto_the_model_checks_a_call_it_makes_and_a_doubted_one_becomes_w
               Message(role="tool", name="read_file", tool_call_id=asked.tool_calls[0].id, content="def add(a, b): ...")]
     going_on = tiny.chat(request.model_copy(update={"messages": result}))
     assert going_on.stats.call_check is None
+
+
+def test_a_new_process_reads_a_prompt_it_shares_from_disk_and_never_trusts_a_damaged_state(
+    tmp_path: Path,
+) -> None:
+    # A model instance is a process's runtime: a fresh one has an empty KV cache, as the next
+    # `turnout run` does. Its prompt begins like the first one's (same system prompt and tools).
+    store = tmp_path / "kv"
+    config = LlamaCppConfig(model=models.TEST_MODEL, n_ctx=2048, n_threads=2, prefix_cache=store)
+    system = Message(role="system", content="You are a careful assistant. " + "Rules: be brief. " * 60)
+    ask = lambda words: ChatRequest(messages=[system, Message(role="user", content=words)], max_tokens=8)
+
+    cold = LlamaCppModel(config).chat(ask("Name a colour."))
+    files = list(store.glob("*.kv"))
+    assert cold.stats.disk_prompt_tokens == 0 and len(files) == 1
+    assert oct(files[0].stat().st_mode & 0o777) == "0o600" and oct(store.stat().st_mode & 0o777) == "0o700"
+
+    warm = LlamaCppModel(config).chat(ask("Name a fruit."))  # shares the system part only
+    assert 128 < warm.stats.disk_prompt_tokens < warm.stats.prompt_tokens
+    assert warm.stats.cached_prompt_tokens == warm.stats.disk_prompt_tokens
+    again = LlamaCppModel(config).chat(ask("Name a colour."))  # the first prompt whole
+    assert again.stats.disk_prompt_tokens == again.stats.prompt_tokens - 1  # its last token re-read
+    assert again.raw_text == cold.raw_text
+
+    # A damaged state (one payload byte flipped) is removed, the prompt read in full, and the
+    # state written again; a file of another model is never loaded.
+    for path in store.glob("*.kv"):
+        data = bytearray(path.read_bytes())
+        data[-100] ^= 0xFF
+        path.write_bytes(bytes(data))
+    other = LlamaCppConfig(model=models.TEST_MODEL, n_ctx=2048, n_threads=2, prefix_cache=store,
+                           flash_attn=True)
+    assert LlamaCppModel(other).chat(ask("Name a colour.")).stats.disk_prompt_tokens == 0
+    damaged = LlamaCppModel(config).chat(ask("Name a colour."))
+    assert damaged.stats.disk_prompt_tokens == 0 and damaged.raw_text == cold.raw_text
+    assert LlamaCppModel(config).chat(ask("Name a colour.")).stats.disk_prompt_tokens > 128

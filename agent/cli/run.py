@@ -107,7 +107,8 @@ def execute(args: argparse.Namespace) -> int:
     try:
         with RunView(live=color_wanted(sys.stderr, args.no_color)) as view:
             model = compose.open_local_model(
-                args.model, threads=args.threads, n_gpu_layers=args.n_gpu_layers, progress=view.line, lazy=lazy
+                args.model, threads=args.threads, n_gpu_layers=args.n_gpu_layers, progress=view.line, lazy=lazy,
+                prefix_cache=compose.prefix_cache_dir(repo),
             )
             report = _run(args, task, repo, model, run_id, view)
     except RunInterrupted as stopped:

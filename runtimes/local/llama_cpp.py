@@ -14,12 +14,14 @@ import codecs
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from turnout.runtimes.base import ChatRequest, ChatResponse, GenerationStats, Usage
 from turnout.runtimes.errors import ModelError
 from turnout.runtimes.local import models
+from turnout.runtimes.local.prefixcache import PrefixStore, model_identity
 from turnout.runtimes.local.repetition import (
     RepetitionConfig,
     RepetitionGuard,
@@ -90,6 +92,12 @@ class LlamaCppConfig(BaseModel):
         description="under tool_choice auto, when the model answers the user with a call: ask it, "
         "apart from the conversation, whether that tool can do what the user's message asks, and "
         "answer in words instead when its Yes is below this (0: ask, never act; None: never ask)",
+    )
+    prefix_cache: Path | None = Field(
+        default=None,
+        description="folder for the KV state of prompts this process evaluates, so a later "
+        "process whose prompt begins the same reads it from disk instead of evaluating it "
+        "again (None: none kept). It holds the prompts' content: keep it private",
     )
     progress_min_tokens: int = Field(
         default=1024, ge=1,
@@ -215,6 +223,9 @@ class LlamaCppModel:
                 n_gpu_layers=self.config.n_gpu_layers, draft_model=self.config.draft_model,
                 calibrate=self.config.calibrate,
             )
+            if self.config.prefix_cache is not None:
+                self._speculation.decoder.prefixes = PrefixStore(
+                    self.config.prefix_cache, model_identity(self._path, flash_attn=self.config.flash_attn))
         return self._speculation
 
     def _chat_speculative(
@@ -239,6 +250,7 @@ class LlamaCppModel:
         raw, gen, peak = decode(grammar, guard)
         stats = GenerationStats(
             prompt_tokens=gen.prompt_tokens, cached_prompt_tokens=gen.cached_prompt_tokens,
+            disk_prompt_tokens=gen.disk_prompt_tokens,
             prefill_seconds=gen.prefill_seconds, decode_seconds=gen.decode_seconds,
             completion_tokens=len(gen.tokens), drafted=gen.drafted, accepted=gen.accepted,
             draft_steps=gen.draft_steps, drafter=drafter, peak_rss_mb=peak,
@@ -326,6 +338,7 @@ class LlamaCppModel:
             )
             stats = GenerationStats(
                 prompt_tokens=seq.prompt_tokens, cached_prompt_tokens=seq.cached_prompt_tokens,
+                disk_prompt_tokens=seq.disk_prompt_tokens,
                 prefill_seconds=seq.prefill_seconds, decode_seconds=seq.decode_seconds,
                 completion_tokens=len(seq.tokens), drafter="none", peak_rss_mb=peak,
             )

@@ -60,6 +60,7 @@ from turnout.runtimes.local.costcurve import (
     save,
 )
 from turnout.runtimes.local.drafters import Draft, Drafter, NoDrafter, SuffixDrafter
+from turnout.runtimes.local.prefixcache import PrefixStore
 
 # llama-cpp-python's own sampling defaults, so temperature > 0 samples the same distribution
 # as its create_completion does.
@@ -94,6 +95,7 @@ class Generation:
     cached_prompt_tokens: int
     prefill_seconds: float
     decode_seconds: float
+    disk_prompt_tokens: int = 0  # of the cached ones, those whose state was read from disk
     drafted: int = 0
     accepted: int = 0
     draft_steps: int = 0
@@ -119,6 +121,7 @@ class ParallelGeneration:
     cached_prompt_tokens: int
     prefill_seconds: float
     decode_seconds: float
+    disk_prompt_tokens: int = 0
     batch_rows: list[int] = field(default_factory=list)  # rows of each decode step's batch
     step_seconds: list[float] = field(default_factory=list)  # each decode step's llama_decode
 
@@ -209,6 +212,12 @@ class SpeculativeDecoder:
         self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(self._vocab))
         self._eog: list[int] | None = None  # end-of-generation tokens, found on first use
         self._diag_seconds = 0.0  # time spent on diagnostics, kept out of decode_seconds
+        # Prompt states on disk (None: none kept): a prefill that would evaluate at least
+        # `disk_min_tokens` loads the stored state holding that many more, and one that did
+        # evaluate that many stores the prompt's state for the next process.
+        self.prefixes: PrefixStore | None = None
+        self.disk_min_tokens = 128
+        self.disk_tokens = 0  # of the latest prefill's reused tokens, those loaded from disk
 
     @property
     def max_sequences(self) -> int:
@@ -309,17 +318,58 @@ class SpeculativeDecoder:
             if a != b:
                 break
             common += 1
+        self.disk_tokens = 0
+        if self.prefixes is not None and len(prompt) - common >= self.disk_min_tokens:
+            common = self._load_prefix(prompt, common)
         if common == len(prompt):
             common -= 1  # re-evaluate the last prompt token: its logits are needed
         self._truncate(common)
         common = len(self._kv)
+        self.disk_tokens = min(self.disk_tokens, common)
         fresh = list(prompt[common:])
         after_batch = None
         if on_progress is not None:
             on_progress(0, len(fresh), common)
             after_batch = lambda done: on_progress(done, len(fresh), common)
         self.append(fresh, after_batch)
+        if self.prefixes is not None and len(fresh) >= self.disk_min_tokens:
+            self._save_prefix()
         return common
+
+    def _load_prefix(self, prompt: Sequence[int], common: int) -> int:
+        """Replace the cache by the stored state holding the most of `prompt` where it holds
+        `disk_min_tokens` more than the cache does; returns the tokens of `prompt` now cached."""
+        assert self.prefixes is not None
+        stored = self.prefixes.best(list(prompt))
+        if stored is None or stored.common < common + self.disk_min_tokens:
+            return common
+        payload = self.prefixes.read(stored)
+        if payload is None:
+            return common
+        self._lib.llama_memory_clear(self._mem, True)
+        self._kv.clear()
+        buffer = (ctypes.c_uint8 * len(payload)).from_buffer_copy(payload)
+        loaded = self._lib.llama_state_seq_set_data(self._ctx, buffer, len(payload), 0)
+        if not loaded or self.kv_positions() != len(stored.tokens):
+            # llama.cpp refused it (a shape its header did not tell apart): read from nothing.
+            self._lib.llama_memory_clear(self._mem, True)
+            self.prefixes.discard(stored.path)
+            return 0
+        self._kv = list(stored.tokens)
+        self._truncate(stored.common)
+        self.disk_tokens = len(self._kv)
+        return len(self._kv)
+
+    def _save_prefix(self) -> None:
+        """Store the cache's state (the prompt just evaluated). A store that fails (a full
+        disk) costs the next process its warm start, never this call."""
+        assert self.prefixes is not None
+        size = int(self._lib.llama_state_seq_get_size(self._ctx, 0))
+        buffer = (ctypes.c_uint8 * size)()
+        written = int(self._lib.llama_state_seq_get_data(self._ctx, buffer, size, 0))
+        if written:
+            with contextlib.suppress(OSError):
+                self.prefixes.write(list(self._kv), ctypes.string_at(buffer, written))
 
     # --- generation ------------------------------------------------------------------
 
@@ -476,6 +526,7 @@ class SpeculativeDecoder:
                 Generation(
                     tokens=[], finish_reason="length", prompt_tokens=len(prompt),
                     cached_prompt_tokens=reused, prefill_seconds=0.0, decode_seconds=0.0,
+                    disk_prompt_tokens=self.disk_tokens,
                 )
                 for _ in range(k)
             ]
@@ -522,7 +573,7 @@ class SpeculativeDecoder:
                 lib.llama_sampler_free(sampler)
         return ParallelGeneration(
             sequences=outs, prompt_tokens=len(prompt), cached_prompt_tokens=reused,
-            prefill_seconds=prefill_done - started, decode_seconds=decode_seconds,
+            disk_prompt_tokens=self.disk_tokens, prefill_seconds=prefill_done - started, decode_seconds=decode_seconds,
             batch_rows=batch_rows, step_seconds=step_seconds,
         )
 
@@ -586,6 +637,7 @@ class SpeculativeDecoder:
         out = Generation(
             tokens=[], finish_reason="length", prompt_tokens=len(prompt),
             cached_prompt_tokens=reused, prefill_seconds=0.0, decode_seconds=0.0,
+            disk_prompt_tokens=self.disk_tokens,
         )
         pending = self._sample(sampler, -1, out, diagnostics)
         prefill_done = time.perf_counter()
