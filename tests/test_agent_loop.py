@@ -456,3 +456,17 @@ def test_the_first_prompt_of_a_rerun_is_the_same_text_though_the_tests_took_anot
     assert first == second
     assert "1 failed, 1 passed\n" in first and "in 0.04s" not in first
     assert "assert add(2, 2) == 5 in 0.5s" in first  # only pytest's summary loses its time
+
+
+@pytest.mark.parametrize("flag, drafter", [([], "suffix"), (["--drafter", "none"], "none")])
+def test_run_drafter_flag_reaches_every_greedy_request(
+    calc_repo: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], drafter: str,
+) -> None:
+    from turnout.agent import compose
+    from turnout.agent.cli.main import main
+
+    model = ScriptedModel([whole("calc.py", calc_with(calc_repo, FIXED))])
+    monkeypatch.setattr(compose, "open_local_model", lambda *a, **k: model)
+    assert main(["run", "make the tests pass", "--repo", str(calc_repo), "--json", *flag]) == 0
+    greedy = [r for r in model.requests if r.temperature == 0]
+    assert greedy and {r.drafter for r in greedy} == {drafter}

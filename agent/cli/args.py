@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+# The in-process runtime's drafters a user picks from (turnout's own decode loop each).
+DRAFTERS = ("suffix", "draft-model", "none")
+
 
 def positive_int(text: str) -> int:
     try:

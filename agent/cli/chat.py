@@ -29,6 +29,7 @@ from turnout.agent.chat import (
     UndoableTurns,
     history_file,
 )
+from turnout.agent.cli.args import DRAFTERS
 from turnout.agent.cli.chatview import LiveReply, line_reader, terminal_writer
 from turnout.agent.cli.undo import render as render_undo
 from turnout.agent.paths import cache_dir
@@ -77,6 +78,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     chat.add_argument("--approval-mode", choices=MODES, default=None,
                       help="ask (default), auto-edit or full-auto; overrides the policy's "
                       "[approvals] mode and the mcpServers file's")
+    chat.add_argument("--drafter", choices=DRAFTERS, default="suffix",
+                      help="the in-process model's speculative drafter for greedy replies: suffix (default; copies from the prompt and the session, fastest where a reply repeats what it read), draft-model (the 0.5B drafts), none (plain decoding); ignored by other targets")
     chat.add_argument("--json", action="store_true",
                       help="answer one prompt non-interactively and print one JSON object")
     chat.set_defaults(handler=execute)
@@ -122,12 +125,14 @@ def execute(args: argparse.Namespace) -> int:
             for name, why in session.host.failed_servers().items():
                 say(f"turnout: MCP server {name!r} is not available: {why}")
             if args.json:
-                result = ChatSession(session.model, session.tools).send(prompt)
+                result = ChatSession(session.model, session.tools,
+                                     settings=ChatSettings(drafter=args.drafter)).send(prompt)
                 result.model = args.model or "the policy's targets"
                 print(json.dumps(result.model_dump(), indent=2))
                 return 0 if result.exit_status == "answered" else 1
             connected = len(servers) - len(session.host.failed_servers())
-            return interactive(session, args.model or "the policy's targets", router_for, chat_dir, connected, say)
+            return interactive(session, args.model or "the policy's targets", router_for, chat_dir, connected, say,
+                               ChatSettings(drafter=args.drafter))
 
 
 def interactive(
@@ -137,20 +142,23 @@ def interactive(
     chat_dir: Path,
     connected: int,
     print_line: Callable[[str], None],
+    settings: ChatSettings | None = None,
 ) -> int:
     """The terminal session: a line from the user, the model's answer, until /quit or Ctrl-D."""
+    settings = settings or ChatSettings()
     guarded = opened.tools
     # What each answer writes is a run of its own, so /undo (or `turnout undo`) can put it back.
     turns = UndoableTurns(guarded, Path.cwd())
     totals = SessionTotals(opened.model.policy.targets if isinstance(opened.model, PolicyRouter) else {})
-    history = ChatHistory(history_file(chat_dir, Path.cwd()), ChatSettings().history_messages)
+    history = ChatHistory(history_file(chat_dir, Path.cwd()), settings.history_messages)
     live = LiveReply(terminal_writer(), f"{model_spec}> ")
 
     def say(line: str) -> None:  # a line of ours never lands in the middle of the model's
         live.interrupt()
         print_line(line)
 
-    session = ChatSession(opened.model, turns, history=history.load(), show=say, on_text=live.piece)
+    session = ChatSession(opened.model, turns, settings=settings, history=history.load(), show=say,
+                          on_text=live.piece)
     if isinstance(session.model, PolicyRouter):  # the labels it had picked up come back with it
         session.model.adopt_taint(history.load_taint())
     tools = guarded.list_tools()

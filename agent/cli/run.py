@@ -10,7 +10,7 @@ from pathlib import Path
 
 from turnout.agent import compose
 from turnout.agent.approvals import MODES, terminal_asker
-from turnout.agent.cli.args import positive_int
+from turnout.agent.cli.args import DRAFTERS, positive_int
 from turnout.agent.cli.output import RunView, color_wanted, print_report, say
 from turnout.agent.loop import AgentConfig
 from turnout.agent.run import (
@@ -80,6 +80,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--policy", type=Path, default=None, metavar="FILE",
                      help="the policy file (targets, labels, which work goes where) instead of the "
                      "repository's turnout.toml or [tool.turnout]")
+    run.add_argument("--drafter", choices=DRAFTERS, default="suffix",
+                     help="the in-process model's speculative drafter for greedy replies: suffix (default; copies from the prompt and the session, fastest where a reply repeats what it read), draft-model (the 0.5B drafts), none (plain decoding); ignored by other targets")
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     run.add_argument("--no-color", action="store_true",
                      help="plain lines on a terminal too: no colour, no live status line (also: NO_COLOR=1)")
@@ -133,7 +135,7 @@ def _run(
         repo,
         model,
         config=AgentConfig(max_steps=args.max_steps, samples=max(args.samples, 0),
-                           reflections=max(args.reflections, 0)),
+                           reflections=max(args.reflections, 0), drafter=args.drafter),
         run_id=run_id,
         resume=run_id is not None,
         test_command=args.test_command,
