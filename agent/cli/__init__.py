@@ -4,5 +4,6 @@ import os
 
 # The user's OpenMP wait policy, for `turnout doctor`. turnout leaves it as it is: the default
 # (threads spin between batches) decodes fastest for one model process, about 1.7x PASSIVE's
-# speed here (docs/measurements.md), while two model processes at once need PASSIVE.
+# speed here (docs/measurements.md); two turnout processes take turns at the model instead
+# (runtimes/local/cputurn.py), so neither spins against the other.
 USER_OMP_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")

@@ -135,6 +135,7 @@ def check_omp(_repo: Path) -> Check:
                      detail="OMP_WAIT_POLICY=PASSIVE: model processes share the cores (two at once do not "
                      "stall each other), at about 0.6x one process's decode speed")
     return Check(name="omp", status="ok",
-                 detail="OMP_WAIT_POLICY unset (OpenMP's default): fastest for one model process; before "
-                 "running two at once (a chat beside a run, a bench beside tests) export "
-                 "OMP_WAIT_POLICY=PASSIVE for both, or each slows several times")
+                 detail="OMP_WAIT_POLICY unset (OpenMP's default): fastest for one model process; "
+                 "turnout's model calls take turns across processes, so a chat beside a run does not "
+                 "stall it (another llama.cpp program beside turnout still would: export "
+                 "OMP_WAIT_POLICY=PASSIVE for both)")

@@ -11,6 +11,7 @@ the text tool protocol's (`turnout.runtimes.textprotocol`).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pydantic import BaseModel, Field
 from turnout.runtimes.base import ChatRequest, ChatResponse, GenerationStats, Usage
 from turnout.runtimes.errors import ModelError
 from turnout.runtimes.local import models
+from turnout.runtimes.local.cputurn import cpu_turn
 from turnout.runtimes.local.prefixcache import PrefixStore, model_identity
 from turnout.runtimes.local.repetition import (
     RepetitionConfig,
@@ -98,6 +100,12 @@ class LlamaCppConfig(BaseModel):
         description="folder for the KV state of prompts this process evaluates, so a later "
         "process whose prompt begins the same reads it from disk instead of evaluating it "
         "again (None: none kept). It holds the prompts' content: keep it private",
+    )
+    take_turns: bool = Field(
+        default=True,
+        description="one model call at a time on this machine: a call waits while another "
+        "turnout process's call runs (llama.cpp threads decoding side by side on the same "
+        "cores stall each other; see runtimes/local/cputurn.py)",
     )
     progress_min_tokens: int = Field(
         default=1024, ge=1,
@@ -290,12 +298,14 @@ class LlamaCppModel:
         same greedy one, so one is decoded and `candidates` holds just it. The repetition
         guard watches each completion on its own (none under a grammar, as for one reply).
         """
-        if request.n > 1:
-            if request.temperature <= 0:
-                reply = self._chat_one(request.model_copy(update={"n": 1}))
-                return reply.model_copy(update={"candidates": [reply.model_copy()]})
-            return self._chat_many(request)
-        return self._chat_one(request)
+        turn = cpu_turn(self._progress) if self.config.take_turns else contextlib.nullcontext()
+        with turn:
+            if request.n > 1:
+                if request.temperature <= 0:
+                    reply = self._chat_one(request.model_copy(update={"n": 1}))
+                    return reply.model_copy(update={"candidates": [reply.model_copy()]})
+                return self._chat_many(request)
+            return self._chat_one(request)
 
     def _seed(self, request: ChatRequest) -> int:
         return request.seed if request.seed is not None else self.config.seed
