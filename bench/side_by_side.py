@@ -20,8 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "calc"
-TASK = "make the failing tests pass"
+from turnout.bench.warmstart import EXAMPLE, TASK
 
 
 def start(folder: Path, name: str, model: str) -> tuple[subprocess.Popen[str], float]:

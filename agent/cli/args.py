@@ -7,6 +7,11 @@ from typing import Any
 
 # The in-process runtime's drafters a user picks from (turnout's own decode loop each).
 DRAFTERS = ("suffix", "draft-model", "none")
+DRAFTER_HELP = (
+    "the in-process model's speculative drafter for greedy replies: suffix (default; copies from "
+    "the prompt and the session, fastest where a reply repeats what it read), draft-model (the "
+    "0.5B drafts), none (plain decoding); ignored by other targets"
+)
 
 
 def positive_int(text: str) -> int:

@@ -29,7 +29,7 @@ from turnout.agent.chat import (
     UndoableTurns,
     history_file,
 )
-from turnout.agent.cli.args import DRAFTERS
+from turnout.agent.cli.args import DRAFTER_HELP, DRAFTERS
 from turnout.agent.cli.chatview import LiveReply, line_reader, terminal_writer
 from turnout.agent.cli.undo import render as render_undo
 from turnout.agent.paths import cache_dir
@@ -79,7 +79,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="ask (default), auto-edit or full-auto; overrides the policy's "
                       "[approvals] mode and the mcpServers file's")
     chat.add_argument("--drafter", choices=DRAFTERS, default="suffix",
-                      help="the in-process model's speculative drafter for greedy replies: suffix (default; copies from the prompt and the session, fastest where a reply repeats what it read), draft-model (the 0.5B drafts), none (plain decoding); ignored by other targets")
+                      help=DRAFTER_HELP)
     chat.add_argument("--json", action="store_true",
                       help="answer one prompt non-interactively and print one JSON object")
     chat.set_defaults(handler=execute)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from turnout.agent import compose
 from turnout.agent.approvals import MODES, terminal_asker
-from turnout.agent.cli.args import DRAFTERS, positive_int
+from turnout.agent.cli.args import DRAFTER_HELP, DRAFTERS, positive_int
 from turnout.agent.cli.output import RunView, color_wanted, print_report, say
 from turnout.agent.loop import AgentConfig
 from turnout.agent.run import (
@@ -81,7 +81,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="the policy file (targets, labels, which work goes where) instead of the "
                      "repository's turnout.toml or [tool.turnout]")
     run.add_argument("--drafter", choices=DRAFTERS, default="suffix",
-                     help="the in-process model's speculative drafter for greedy replies: suffix (default; copies from the prompt and the session, fastest where a reply repeats what it read), draft-model (the 0.5B drafts), none (plain decoding); ignored by other targets")
+                     help=DRAFTER_HELP)
     run.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     run.add_argument("--no-color", action="store_true",
                      help="plain lines on a terminal too: no colour, no live status line (also: NO_COLOR=1)")

@@ -38,7 +38,7 @@ from turnout.runtimes.local.speculative import (
     peak_rss_reset,
 )
 from turnout.runtimes.textprotocol.grammar import PROSE_GRAMMAR, compiled_grammar
-from turnout.runtimes.textprotocol.parse import parse_tool_calls
+from turnout.runtimes.textprotocol.parse import ParsedReply, parse_tool_calls
 from turnout.runtimes.textprotocol.render import call_check, to_text_protocol
 
 # Measured on BFCL (`turnout eval toolcalls --category irrelevance ...`, docs/benchmarks.md): the
@@ -409,13 +409,7 @@ class LlamaCppModel:
             finish_reason = "repetition"
             stats.repetition_aborted = True
             stats.tokens_saved = max(request.max_tokens - stats.completion_tokens, 0)
-        if words:
-            return ChatResponse(
-                text=raw.strip(), raw_text=raw, finish_reason=finish_reason,
-                usage=Usage(prompt_tokens=stats.prompt_tokens, completion_tokens=stats.completion_tokens),
-                stats=stats, model=self.name,
-            )
-        parsed = parse_tool_calls(raw, request.tools)
+        parsed = ParsedReply(text=raw.strip()) if words else parse_tool_calls(raw, request.tools)
         return ChatResponse(
             text=parsed.text, tool_calls=parsed.calls,
             problems=[p.message for p in parsed.problems], raw_text=raw,
